@@ -1,0 +1,94 @@
+"""The Scene container that every stage reads: one scan's geometry, optional frames and ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One posed camera frame.
+
+    ``pose`` is camera-to-world (4x4) in the mesh's coordinates; ``intrinsic`` is the 3x3 colour camera
+    matrix. Images are either held in memory (synthetic frames) or read lazily from their paths.
+    Depth is in metres, 0 where unknown.
+    """
+
+    pose: np.ndarray
+    intrinsic: np.ndarray
+    color_path: Path | None = None
+    depth_path: Path | None = None
+    depth_intrinsic: np.ndarray | None = None
+    color: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    name: str = ""
+
+    def color_image(self) -> np.ndarray:
+        """The colour image as an (H, W, 3) uint8 array."""
+        if self.color is not None:
+            return self.color
+        if self.color_path is None:
+            raise ValueError(f"frame {self.name!r} has no colour image")
+        from unscene3d.io.frames import read_color_image
+
+        return read_color_image(self.color_path)
+
+    def depth_image(self) -> np.ndarray | None:
+        """The depth image in metres as an (H, W) float32 array, or None when the frame has no depth."""
+        if self.depth is not None:
+            return self.depth
+        if self.depth_path is None:
+            return None
+        from unscene3d.io.frames import read_depth_image
+
+        return read_depth_image(self.depth_path)
+
+
+@dataclass
+class Scene:
+    """A scan: a triangle mesh (or a point cloud when ``faces`` is empty) with per-vertex attributes.
+
+    Attributes:
+        name: scene id, e.g. ``scene0000_00``; used for output file names.
+        vertices: (N, 3) float64 positions.
+        faces: (F, 3) int64 vertex indices; (0, 3) for a point cloud.
+        colors: (N, 3) uint8 RGB, or None when the scan has no colour.
+        normals: (N, 3) float32, or None (computed on demand by the stages that need them).
+        frames: posed colour (+ depth) frames, possibly empty.
+        gt: (N,) int64 ground truth in the ScanNet benchmark convention ``label * 1000 + instance``
+            (instance 0 = no instance), or None.
+        source: where the scan was read from, for error messages.
+    """
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    frames: list[Frame] = field(default_factory=list)
+    gt: np.ndarray | None = None
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.vertices)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
+            raise ValueError(f"vertices must be (N, 3), got {self.vertices.shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
+        for attr in ("colors", "normals"):
+            value = getattr(self, attr)
+            if value is not None and value.shape != (n, 3):
+                raise ValueError(f"{attr} must be ({n}, 3), got {value.shape}")
+        if self.gt is not None and self.gt.shape != (n,):
+            raise ValueError(f"gt must have one value per vertex ({n}), got {self.gt.shape}")
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices)
+
+    @property
+    def has_faces(self) -> bool:
+        return len(self.faces) > 0
