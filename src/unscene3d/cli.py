@@ -1,0 +1,144 @@
+"""The ``unscene3d`` command: one sub-command per pipeline stage.
+
+Each command is a thin layer over a library function; errors in user input are printed as one line
+(``error: <file>: <problem>``) with exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from unscene3d.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Unsupervised 3D instance segmentation of indoor scans (UnScene3D).",
+)
+log = logging.getLogger("unscene3d")
+
+
+class Variant(str, Enum):
+    scannet = "scannet"
+    unscene3d = "unscene3d"
+
+
+class Baseline(str, Enum):
+    felzenszwalb = "felzenszwalb"
+    hdbscan = "hdbscan"
+
+
+@app.callback()
+def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn bad-input errors into a one-line message and exit code 2."""
+    try:
+        yield
+    except InputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def oversegment(
+    mesh: Path = typer.Argument(..., help="Mesh PLY file (or a ScanNet scene folder)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format)."),
+    variant: Variant = typer.Option(Variant.scannet, help="Edge weights: ScanNet Segmentator or colour-aware."),
+    kthresh: float = typer.Option(None, "--kthresh", help="Felzenszwalb k (default: 0.01 scannet, 0.005 unscene3d)."),
+    min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size (default: 20 / 50)."),
+) -> None:
+    """Oversegment a mesh with Felzenszwalb's algorithm, exactly like the ScanNet Segmentator."""
+    from unscene3d.io.scan import load_scan
+    from unscene3d.io.segments import write_segs_json
+    from unscene3d.oversegment import oversegment as run_oversegment
+
+    with _user_errors():
+        scene = load_scan(mesh, load_frames=False)
+        segmentation = run_oversegment(
+            scene.vertices, scene.faces, scene.colors, variant=variant.value, k_thresh=kthresh, min_verts=min_verts
+        )
+        scene_id = mesh.stem if mesh.is_file() else f"{scene.name}_vh_clean_2"
+        write_segs_json(output, segmentation.seg_ids, scene_id, segmentation.params)
+    typer.echo(f"{segmentation.num_segments} segments -> {output}")
+
+
+@app.command()
+def evaluate(
+    pred_dir: Path = typer.Argument(..., help="Predictions in the ScanNet benchmark format."),
+    gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+    per_scene: bool = typer.Option(False, "--per-scene", help="Print one row per scene as well."),
+) -> None:
+    """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure."""
+    from unscene3d.evaluation import evaluate_dirs, format_table
+    from unscene3d.io.atomic import atomic_write_text
+
+    with _user_errors():
+        result = evaluate_dirs(pred_dir, gt)
+    typer.echo(format_table(result, per_scene=per_scene))
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
+
+
+@app.command()
+def baseline(
+    method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
+    scans: list[Path] = typer.Argument(..., help="ScanNet scene folders or PLY meshes / point clouds."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format)."),
+    axis_align: bool = typer.Option(False, "--axis-align", help="Apply ScanNet axisAlignment first."),
+    kthresh: float = typer.Option(None, "--kthresh", help="felzenszwalb: k (default 0.05)."),
+    min_verts: int = typer.Option(None, "--min-verts", help="felzenszwalb: minimum segment size (default 500)."),
+    force: bool = typer.Option(False, "--force", help="Redo scans whose predictions already exist."),
+) -> None:
+    """Run a learning-free baseline (segments or HDBSCAN clusters as instances) on scans."""
+    from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
+    from unscene3d.baselines.felzenszwalb import DEFAULT_K_THRESH, DEFAULT_MIN_VERTS
+    from unscene3d.io.benchmark import export_predictions
+    from unscene3d.io.scan import load_scan, scan_name
+    from unscene3d.progress import progress_log
+
+    with _user_errors():
+        for scan in progress_log(scans, f"baseline {method.value}"):
+            name = scan_name(scan)
+            if (output / f"{name}.txt").exists() and not force:
+                log.info("%s: predictions exist, skipping (use --force to redo)", name)
+                continue
+            scene = load_scan(scan, axis_align=axis_align, load_frames=False)
+            if method is Baseline.felzenszwalb:
+                masks, scores = felzenszwalb_instances(
+                    scene,
+                    k_thresh=DEFAULT_K_THRESH if kthresh is None else kthresh,
+                    min_verts=DEFAULT_MIN_VERTS if min_verts is None else min_verts,
+                )
+            else:
+                masks, scores = hdbscan_instances(scene)
+            export_predictions(output, scene.name, masks, scores)
+            log.info("%s: %d instances", scene.name, len(masks))
+
+
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("demo_out"), "--output", "-o", help="Folder for the demo's results."),
+    seed: int = typer.Option(0, help="Seed of the synthetic scene."),
+) -> None:
+    """Run the pipeline on a generated synthetic room with ground truth (no data needed)."""
+    from unscene3d.demo import run_demo
+
+    with _user_errors():
+        summary = run_demo(output, seed=seed)
+    typer.echo(summary)

@@ -1,0 +1,1 @@
+"""Readers and writers: PLY meshes, ScanNet scene folders and exported frames, segments, atomic output."""

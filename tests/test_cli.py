@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from unscene3d.cli import app
+from unscene3d.io.benchmark import read_gt_txt, read_predictions
+from unscene3d.io.ply import write_ply
+from unscene3d.io.segments import read_segs_json
+from unscene3d.synthetic import make_synthetic_scene
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def synthetic_ply(tmp_path_factory):
+    scene = make_synthetic_scene(1)
+    folder = tmp_path_factory.mktemp("scan")
+    path = folder / "room.ply"
+    write_ply(path, scene.vertices, scene.faces, scene.colors)
+    return path, scene
+
+
+def test_oversegment_writes_scannet_json(synthetic_ply, tmp_path):
+    path, scene = synthetic_ply
+    out = tmp_path / "room.segs.json"
+    result = runner.invoke(app, ["oversegment", str(path), "-o", str(out), "--kthresh", "0.02", "--min-verts", "30"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["params"]["kThresh"] == 0.02 and data["params"]["segMinVerts"] == 30
+    assert data["sceneId"] == "room"
+    seg_ids = read_segs_json(out, num_vertices=scene.num_vertices)
+    # Segment ids are vertex ids of a member vertex, as the C++ Segmentator writes them.
+    assert np.all(seg_ids[seg_ids] == seg_ids)
+
+
+def test_baseline_then_evaluate(synthetic_ply, tmp_path):
+    path, scene = synthetic_ply
+    pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"
+    result = runner.invoke(app, ["baseline", "felzenszwalb", str(path), "-o", str(pred_dir)])
+    assert result.exit_code == 0, result.output
+    masks, labels, scores = read_predictions(pred_dir, "room", scene.num_vertices)
+    assert len(masks) > 0 and np.all(np.diff(scores) <= 0)
+
+    gt_dir.mkdir()
+    (gt_dir / "room.txt").write_text("\n".join(map(str, scene.gt)) + "\n")
+    assert np.array_equal(read_gt_txt(gt_dir / "room.txt"), scene.gt)
+    json_out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["evaluate", str(pred_dir), "--gt", str(gt_dir), "--json", str(json_out), "--per-scene"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(json_out.read_text())
+    assert 0.0 <= figures["AP"] <= figures["AP50"] <= figures["AP25"] <= 1.0
+    assert "room" in result.output
+
+    # A second run skips the finished scan instead of redoing it.
+    mtime = (pred_dir / "room.txt").stat().st_mtime_ns
+    result = runner.invoke(app, ["baseline", "felzenszwalb", str(path), "-o", str(pred_dir)])
+    assert result.exit_code == 0 and (pred_dir / "room.txt").stat().st_mtime_ns == mtime
+
+
+def test_missing_input_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "nope.ply"
+    result = runner.invoke(app, ["oversegment", str(missing), "-o", str(tmp_path / "x.json")])
+    assert result.exit_code == 2
+    assert "nope.ply" in result.output and "Traceback" not in result.output
+
+
+def test_demo_writes_everything(tmp_path):
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for name in ["scene.ply", "segments.segs.json", "segments.ply", "felzenszwalb_instances.ply",
+                 "hdbscan_instances.ply", "evaluation.json"]:
+        assert (tmp_path / name).is_file(), name
+    figures = json.loads((tmp_path / "evaluation.json").read_text())
+    for name in ("felzenszwalb", "hdbscan"):
+        assert set(figures[name]) >= {"AP", "AP50", "AP25"}
+        assert 0.0 <= figures[name]["AP"] <= figures[name]["AP25"] <= 1.0
