@@ -1,0 +1,162 @@
+"""Class-agnostic AP, AP50 and AP25 by the ScanNet benchmark procedure.
+
+The benchmark pools the matches of all scenes before it builds one precision/recall curve per IoU
+threshold, so the overall figures are not the mean of per-scene figures. Per-scene figures are the
+same procedure run on one scene alone.
+
+A figure is nan when no ground-truth instance counts (no foreground instance of at least
+``min_region_size`` vertices), and 0 when instances count but no prediction does; this is the
+benchmark's rule for a class without ground truth or without predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from unscene3d.errors import InputError
+from unscene3d.evaluation.matching import (
+    AP_THRESHOLDS,
+    MIN_REGION_SIZE,
+    SCANNET_BENCHMARK_CLASS_IDS,
+    SceneMatches,
+    ThresholdMatches,
+    match_scene,
+)
+from unscene3d.evaluation.result import EvaluationResult
+from unscene3d.io.benchmark import list_prediction_scenes, read_gt_txt, read_predictions
+
+log = logging.getLogger(__name__)
+
+SceneItem = tuple[str, np.ndarray, np.ndarray, np.ndarray]
+
+
+def average_precision(is_true: np.ndarray, scores: np.ndarray, hard_false_negatives: int) -> float:
+    """Area under the benchmark's precision/recall curve for scored examples (1 = TP, 0 = FP).
+
+    One curve point per distinct score s (precision and recall of the examples scoring >= s), plus
+    the artificial point (recall 0, precision 1); each point's precision is weighted by half the
+    recall gap between its two neighbours, the first point's left neighbour being itself.
+    """
+    is_true = np.asarray(is_true, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(scores)
+    sorted_true = is_true[order]
+    _, first_of_score = np.unique(scores[order], return_index=True)
+
+    # Examples scoring at least each distinct score, and the true ones among them.
+    num_above = len(scores) - first_of_score
+    true_above = np.cumsum(sorted_true[::-1])[::-1][first_of_score]
+    num_true = sorted_true.sum()
+    precision = np.append(true_above / num_above, 1.0)
+    recall = np.append(true_above / (num_true + hard_false_negatives), 0.0)
+
+    padded = np.concatenate([recall[:1], recall, [0.0]])
+    step_widths = 0.5 * (padded[:-2] - padded[2:])
+    return float(np.dot(precision, step_widths))
+
+
+def _pooled_ap(scenes: Sequence[SceneMatches], threshold_index: int) -> float:
+    if not any(scene.has_gt for scene in scenes):
+        return float("nan")
+    if not any(scene.has_pred for scene in scenes):
+        return 0.0
+    matches: list[ThresholdMatches] = [scene.per_threshold[threshold_index] for scene in scenes]
+    return average_precision(
+        np.concatenate([m.is_true for m in matches]),
+        np.concatenate([m.scores for m in matches]),
+        sum(m.hard_false_negatives for m in matches),
+    )
+
+
+def _figures(scenes: Sequence[SceneMatches]) -> dict[str, float]:
+    aps = [_pooled_ap(scenes, index) for index in range(len(AP_THRESHOLDS))]
+    return {
+        # One class: the benchmark's nan-mean over thresholds is nan or the plain mean.
+        "AP": float(np.mean(aps)),
+        "AP50": aps[0],
+        "AP25": _pooled_ap(scenes, len(AP_THRESHOLDS)),
+    }
+
+
+def _check_item(name: str, masks: np.ndarray, scores: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, ...]:
+    masks, scores, gt = np.asarray(masks), np.asarray(scores, dtype=np.float64), np.asarray(gt)
+    if gt.ndim != 1 or not np.issubdtype(gt.dtype, np.integer):
+        raise ValueError(f"{name}: gt must be a 1-D integer array, got {gt.dtype} {gt.shape}")
+    if masks.ndim != 2 or masks.shape[1] != len(gt):
+        raise ValueError(f"{name}: masks must be (K, {len(gt)}) for {len(gt)} vertices, got {masks.shape}")
+    if scores.shape != (len(masks),):
+        raise ValueError(f"{name}: {len(masks)} masks need {len(masks)} scores, got shape {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{name}: scores must be finite")
+    return (masks if masks.dtype == bool else masks != 0), scores, gt.astype(np.int64, copy=False)
+
+
+def evaluate_scenes(
+    items: Iterable[SceneItem],
+    *,
+    valid_class_ids: Iterable[int] = SCANNET_BENCHMARK_CLASS_IDS,
+    min_region_size: int = MIN_REGION_SIZE,
+) -> EvaluationResult:
+    """Evaluate ``(scene_name, masks (K,N) bool, scores (K,), gt (N,) int64)`` items.
+
+    ``gt`` is ``label * 1000 + instance`` per vertex; instances whose label is in ``valid_class_ids``
+    are foreground, all else is void. Items are consumed one at a time (a generator keeps memory low).
+    """
+    class_ids = np.asarray(list(valid_class_ids), dtype=np.int64)
+    if class_ids.size == 0 or class_ids.min() < 1:
+        raise ValueError("valid_class_ids must be positive label ids (label 0 means 'no label')")
+    if min_region_size < 1:
+        raise ValueError(f"min_region_size must be at least 1, got {min_region_size}")
+
+    matches: dict[str, SceneMatches] = {}
+    for name, masks, scores, gt in items:
+        if name in matches:
+            raise ValueError(f"scene {name!r} given twice")
+        masks, scores, gt = _check_item(name, masks, scores, gt)
+        matches[name] = match_scene(
+            masks, scores, gt, valid_class_ids=class_ids, min_region_size=min_region_size
+        )
+        log.debug("%s: %d predictions matched", name, len(masks))
+
+    return EvaluationResult(
+        overall=_figures(list(matches.values())),
+        per_scene={name: _figures([scene]) for name, scene in matches.items()},
+    )
+
+
+def evaluate_dirs(
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    scenes: Iterable[str] | None = None,
+    *,
+    valid_class_ids: Iterable[int] = SCANNET_BENCHMARK_CLASS_IDS,
+    min_region_size: int = MIN_REGION_SIZE,
+) -> EvaluationResult:
+    """Evaluate benchmark-format predictions ``<pred_dir>/<scene>.txt`` against ``<gt_dir>/<scene>.txt``.
+
+    ``scenes`` defaults to every scene listed in ``pred_dir``.
+    """
+    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    names = list_prediction_scenes(pred_dir) if scenes is None else list(scenes)
+    if not names:
+        raise InputError(pred_dir, "no prediction files (<scene>.txt) to evaluate")
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, "ground-truth folder not found")
+
+    def items() -> Iterable[SceneItem]:
+        for name in names:
+            listing = pred_dir / f"{name}.txt"
+            if not listing.is_file():
+                raise InputError(listing, f"prediction file not found for scene {name}")
+            gt_path = gt_dir / f"{name}.txt"
+            if not gt_path.is_file():
+                raise InputError(gt_path, f"no ground truth for scene {name} (predicted in {pred_dir})")
+            gt = read_gt_txt(gt_path)
+            masks, _, scores = read_predictions(pred_dir, name, len(gt))
+            yield name, masks, scores, gt
+
+    return evaluate_scenes(items(), valid_class_ids=valid_class_ids, min_region_size=min_region_size)

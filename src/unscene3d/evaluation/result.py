@@ -1,0 +1,46 @@
+"""The evaluation's result: overall and per-scene AP figures, as JSON and as a plain-text table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+FIGURES = ("AP", "AP50", "AP25")
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Class-agnostic AP / AP50 / AP25 as fractions in [0, 1]; nan where undefined (no ground truth).
+
+    ``overall`` pools every scene's matches as the benchmark does; ``per_scene`` evaluates each scene
+    alone (keys in evaluation order).
+    """
+
+    overall: dict[str, float]
+    per_scene: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """``{"AP", "AP50", "AP25", "per_scene": {scene: {...}}}``; nan becomes None (valid JSON)."""
+        return {**_json_figures(self.overall), "per_scene": {k: _json_figures(v) for k, v in self.per_scene.items()}}
+
+
+def _json_figures(figures: dict[str, float]) -> dict[str, float | None]:
+    return {key: None if math.isnan(value) else value for key, value in figures.items()}
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def format_table(result: EvaluationResult, per_scene: bool = False) -> str:
+    """Plain-text table of the figures in percent (one decimal); per-scene rows above the overall one."""
+    rows = list(result.per_scene.items()) if per_scene else []
+    rows.append(("overall" if per_scene else "class-agnostic", result.overall))
+    name_width = max(len(name) for name, _ in rows)
+    header = f"{'':<{name_width}}" + "".join(f"{figure:>8}" for figure in FIGURES)
+    lines = [header, "-" * len(header)]
+    for index, (name, figures) in enumerate(rows):
+        if per_scene and index == len(rows) - 1:
+            lines.append("-" * len(header))
+        lines.append(f"{name:<{name_width}}" + "".join(f"{_percent(figures[key]):>8}" for key in FIGURES))
+    return "\n".join(lines)
