@@ -235,3 +235,15 @@ def test_real_scene_through_load_scan(scene0000_dir):
     assert mesh_only.name == "scene0000_00" and mesh_only.gt is None and mesh_only.frames == []
     aligned = load_scannet_scene(scene0000_dir, axis_align=True, load_frames=False, load_gt=False)
     assert np.array_equal(mesh_only.vertices, aligned.vertices)
+
+
+def test_axis_alignment_turns_normals_with_the_vertices(tmp_path):
+    # A PLY with normals and a meta file rotating 90 degrees about z and shifting by (1, 2, 3).
+    (tmp_path / "room.ply").write_text(
+        "ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\n"
+        "property float nx\nproperty float ny\nproperty float nz\nend_header\n1 0 0 1 0 0\n"
+    )
+    (tmp_path / "room.txt").write_text("axisAlignment = 0 -1 0 1 1 0 0 2 0 0 1 3 0 0 0 1\n")
+    scene = load_scan(tmp_path / "room.ply", axis_align=True)
+    np.testing.assert_allclose(scene.vertices, [[1.0, 3.0, 3.0]])
+    np.testing.assert_allclose(scene.normals, [[0.0, 1.0, 0.0]], atol=1e-7)

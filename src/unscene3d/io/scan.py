@@ -9,10 +9,10 @@ from unscene3d.io.benchmark import read_gt_txt
 from unscene3d.io.ply import read_ply
 from unscene3d.io.scannet import (
     MESH_SUFFIX,
+    align_geometry,
     find_scannet_mesh,
     load_scannet_scene,
     scene_axis_alignment,
-    transform_points,
 )
 from unscene3d.scene import Scene
 
@@ -81,16 +81,16 @@ def _single_ply(folder: Path) -> Path:
 def _load_ply_scene(ply_path: Path, axis_align: bool) -> Scene:
     mesh = read_ply(ply_path)
     name = _ply_scene_name(ply_path)
-    vertices = mesh.vertices
+    vertices, normals = mesh.vertices, mesh.normals
     if axis_align:
         alignment = scene_axis_alignment(ply_path.with_name(f"{name}.txt"))
         if alignment is not None:
-            vertices = transform_points(vertices, alignment)
+            vertices, normals = align_geometry(vertices, normals, alignment)
     return Scene(
         name=name,
         vertices=vertices,
         faces=mesh.faces,
         colors=mesh.colors,
-        normals=mesh.normals,
+        normals=normals,
         source=ply_path,
     )

@@ -62,6 +62,14 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+def align_geometry(
+    vertices: np.ndarray, normals: np.ndarray | None, alignment: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Move vertices by a rigid 4x4 alignment and turn normals with its rotation."""
+    rotated_normals = None if normals is None else (normals @ alignment[:3, :3].T).astype(normals.dtype)
+    return transform_points(vertices, alignment), rotated_normals
+
+
 def scene_axis_alignment(meta_txt: Path) -> np.ndarray | None:
     """The scene's axisAlignment, or None with a warning when the meta file or the key is absent."""
     if not meta_txt.is_file():
@@ -111,10 +119,11 @@ def load_scannet_scene(
         if frame_folder is not None:
             frames = read_exported_frames(frame_folder)
 
+    normals = mesh.normals
     if axis_align:
         alignment = scene_axis_alignment(folder / f"{name}.txt")
         if alignment is not None:
-            vertices = transform_points(vertices, alignment)
+            vertices, normals = align_geometry(vertices, normals, alignment)
             for frame in frames:
                 frame.pose = alignment @ frame.pose
 
@@ -124,7 +133,7 @@ def load_scannet_scene(
         vertices=vertices,
         faces=mesh.faces,
         colors=mesh.colors,
-        normals=mesh.normals,
+        normals=normals,
         frames=frames,
         gt=gt,
         source=folder,
