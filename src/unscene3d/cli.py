@@ -142,3 +142,83 @@ def demo(
     with _user_errors():
         summary = run_demo(output, seed=seed)
     typer.echo(summary)
+
+
+@app.command()
+def pretrain(
+    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, log.csv."),
+    preset: str = typer.Option(None, help="'cpu-small' (default) or 'paper'; with --resume the run's own."),
+    steps: int = typer.Option(None, help="Total training steps (default: the preset's)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Scans per step and process."),
+    lr: float = typer.Option(None, help="Peak learning rate."),
+    num_pairs: int = typer.Option(None, "--num-pairs", help="Matched voxel pairs per step."),
+    loss: str = typer.Option(None, help="'csc' (spatial-context negatives) or 'pointcontrast'."),
+    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Save a checkpoint every N steps."),
+    seed: int = typer.Option(None, help="Seed of weights and augmentations."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT from its latest checkpoint."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+) -> None:
+    """Self-supervised pretraining of the 3D backbone (PointContrast / CSC) on unlabeled scans.
+
+    Multi-GPU: torchrun --nproc_per_node=K -m unscene3d pretrain ... (no other change).
+    """
+    from unscene3d.io.scan import load_scan
+    from unscene3d.train.pretrain import collect_scan_paths, preset_config
+    from unscene3d.train.pretrain import pretrain as run_pretrain
+
+    with _user_errors():
+        overrides = dict(
+            steps=steps, batch_size=batch_size, lr=lr, num_pairs=num_pairs, loss=loss,
+            checkpoint_every=checkpoint_every, seed=seed,
+        )
+        given = preset is not None or any(v is not None for v in overrides.values())
+        config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
+        scenes = [load_scan(path, load_frames=False) for path in collect_scan_paths(scans)]
+        result = run_pretrain(scenes, output, config, resume=resume, device=device)
+    typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
+
+
+@app.command()
+def features3d(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint folder, its model.safetensors, or a run folder."),
+    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.npy per-vertex features."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+) -> None:
+    """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
+    from unscene3d.features.features3d import extract_features_for_scans
+    from unscene3d.train.pretrain import collect_scan_paths
+
+    with _user_errors():
+        written = extract_features_for_scans(checkpoint, collect_scan_paths(scans), output, device=device)
+    typer.echo(f"{len(written)} feature files -> {output}")
+
+
+@app.command("pseudo-masks")
+def pseudo_masks(
+    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files and <scene>.npz."),
+    modality: str = typer.Option("handcrafted", help="Segment features: handcrafted, 3d, 2d or both."),
+    checkpoint: Path = typer.Option(None, help="3d/both: pretrained backbone checkpoint."),
+    encoder: str = typer.Option(None, help="2d/both: image encoder, a hub id (DINO ViT) or a local folder."),
+    tau: float = typer.Option(None, help="Affinity threshold (default 0.55 3d, 0.65 both, 0.6 2d/handcrafted)."),
+    frame_step: int = typer.Option(20, "--frame-step", help="2d/both: use every n-th of the scan's frames."),
+    workers: int = typer.Option(1, help="Scans processed in parallel (processes)."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
+) -> None:
+    """Initial pseudo masks by masked normalized cuts over segment features (UnScene3D stage 1)."""
+    from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
+
+    with _user_errors():
+        options = PseudoMaskOptions(
+            modality=modality,
+            checkpoint=None if checkpoint is None else str(checkpoint),
+            encoder=encoder,
+            tau=tau,
+            device=device,
+            frame_step=frame_step,
+        )
+        written = run_pseudo_masks(scans, output, options, workers=workers, force=force)
+    typer.echo(f"pseudo masks of {len(written)} scans -> {output}")

@@ -1,0 +1,1 @@
+"""Training: self-supervised contrastive pretraining of the sparse backbone, checkpoints, resume, DDP."""

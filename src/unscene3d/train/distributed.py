@@ -1,0 +1,64 @@
+"""Data-parallel training under ``torchrun``: detected from the environment, no code changes needed.
+
+``torchrun --nproc_per_node=K`` sets WORLD_SIZE / RANK / LOCAL_RANK; with WORLD_SIZE > 1 the process
+group is started (NCCL on GPUs, Gloo on CPU) and each rank uses ``cuda:LOCAL_RANK`` when GPUs exist.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from unscene3d.model.sparse_backend import resolve_device
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str | torch.device | None = None) -> DistributedContext:
+    """Start the process group when launched by torchrun with more than one process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedContext(rank=0, world_size=1, device=resolve_device(device))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    run_device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(), device=run_device)
+
+
+def shutdown_distributed(context: DistributedContext) -> None:
+    if context.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def mean_over_ranks(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """Average a tensor over all ranks (identity when not distributed)."""
+    if not context.enabled:
+        return values
+    values = values.detach().clone().to(context.device)
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values / context.world_size
+
+
+def barrier(context: DistributedContext) -> None:
+    if context.enabled:
+        dist.barrier()
