@@ -1,0 +1,88 @@
+"""Turn one scene's decoder output into scored instance masks over its vertices (Mask3D inference rule).
+
+1. Rank every (query, foreground class) pair by its class probability and keep the top ``top_k``
+   (with the single foreground class of UnScene3D these are the ``top_k`` most object-like queries).
+2. Binarise each chosen mask: with segments, by segment voting (a segment is in the mask when the mean
+   mask probability of its vertices exceeds ``vote_threshold``); without, per vertex.
+3. Score = class probability x mean mask probability of the vertices inside the binarised mask.
+
+Empty masks are dropped; the rest are returned in descending score order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from unscene3d.errors import InputError
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    top_k: int = 100  # (query x class) pairs kept per scene
+    vote_threshold: float = 0.5  # a segment (or vertex) is in a mask above this mean probability
+
+
+@dataclass
+class InstancePrediction:
+    """``masks`` (K, N) bool over vertices, ``scores`` (K,) float64 in [0, 1], descending;
+    ``queries`` (K,) the decoder query each mask came from."""
+
+    masks: np.ndarray
+    scores: np.ndarray
+    queries: np.ndarray
+
+
+@torch.no_grad()
+def instances_from_logits(
+    class_logits: torch.Tensor | np.ndarray,
+    mask_logits: torch.Tensor | np.ndarray,
+    segment_ids: np.ndarray | torch.Tensor | None = None,
+    config: PostprocessConfig | None = None,
+) -> InstancePrediction:
+    """Instances of one scene.
+
+    ``class_logits`` (Q, C + 1) with the last column "no object" (C = 1 in UnScene3D);
+    ``mask_logits`` (Q, N) per vertex (map per-segment logits to vertices first); ``segment_ids`` (N,)
+    any integer labels of the vertices' segments, or None for per-vertex binarisation.
+    """
+    config = config or PostprocessConfig()
+    class_logits = torch.as_tensor(class_logits).float()
+    mask_logits = torch.as_tensor(mask_logits).float()
+    if class_logits.ndim != 2 or mask_logits.ndim != 2 or class_logits.shape[0] != mask_logits.shape[0]:
+        raise InputError(None, f"expected (Q, C+1) class and (Q, N) mask logits, got "
+                               f"{tuple(class_logits.shape)} and {tuple(mask_logits.shape)}")
+    num_queries, num_columns = class_logits.shape
+    num_classes = num_columns - 1
+    num_vertices = mask_logits.shape[1]
+
+    class_probs = class_logits.softmax(-1)[:, :num_classes].reshape(-1)
+    top = torch.topk(class_probs, min(config.top_k, class_probs.numel())).indices
+    queries = top // num_classes
+    probs = mask_logits[queries].sigmoid()
+
+    if segment_ids is None:
+        binary = probs > config.vote_threshold
+    else:
+        segment_ids = np.asarray(segment_ids).reshape(-1)
+        if segment_ids.shape[0] != num_vertices:
+            raise InputError(None, f"{segment_ids.shape[0]} segment ids for {num_vertices} vertices")
+        _, compact = np.unique(segment_ids, return_inverse=True)
+        compact = torch.from_numpy(compact.reshape(-1)).to(probs.device)
+        num_segments = int(compact.max()) + 1 if num_vertices else 0
+        sums = probs.new_zeros((probs.shape[0], num_segments)).index_add_(1, compact, probs)
+        counts = torch.bincount(compact, minlength=num_segments).to(probs.dtype)
+        binary = (sums / counts)[:, compact] > config.vote_threshold
+
+    sizes = binary.sum(1)
+    mask_scores = (probs * binary).sum(1) / sizes.clamp(min=1)
+    scores = class_probs[top] * mask_scores
+    keep = torch.nonzero(sizes > 0).reshape(-1)
+    order = keep[torch.argsort(scores[keep], descending=True, stable=True)]
+    return InstancePrediction(
+        masks=binary[order].cpu().numpy(),
+        scores=scores[order].double().cpu().numpy(),
+        queries=queries[order].cpu().numpy().astype(np.int64),
+    )
