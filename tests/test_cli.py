@@ -76,3 +76,15 @@ def test_demo_writes_everything(tmp_path):
     for name in ("felzenszwalb", "hdbscan"):
         assert set(figures[name]) >= {"AP", "AP50", "AP25"}
         assert 0.0 <= figures[name]["AP"] <= figures[name]["AP25"] <= 1.0
+
+
+def test_synthetic_writes_loadable_scans_with_ground_truth(tmp_path):
+    from unscene3d.io.scan import load_scan
+
+    result = runner.invoke(app, ["synthetic", "-o", str(tmp_path), "--seed", "2", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    for seed in (2, 3):
+        expected = make_synthetic_scene(seed)
+        scene = load_scan(tmp_path / f"{expected.name}.ply", gt_path=tmp_path / "gt" / f"{expected.name}.txt")
+        np.testing.assert_allclose(scene.vertices, expected.vertices, atol=1e-5)  # stored as float32
+        np.testing.assert_array_equal(scene.gt, expected.gt)

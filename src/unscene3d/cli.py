@@ -132,6 +132,24 @@ def baseline(
 
 
 @app.command()
+def synthetic(
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.ply and gt/<scene>.txt."),
+    seeds: list[int] = typer.Option([0], "--seed", help="Seed of a room; repeat for several rooms."),
+) -> None:
+    """Write procedural synthetic rooms with ground truth, as inputs for any stage."""
+    from unscene3d.io.benchmark import write_gt_txt
+    from unscene3d.io.ply import write_ply
+    from unscene3d.progress import progress_log
+    from unscene3d.synthetic import make_synthetic_scene
+
+    for seed in progress_log(seeds, "synthetic"):
+        scene = make_synthetic_scene(seed)
+        write_gt_txt(output / "gt" / f"{scene.name}.txt", scene.gt)
+        write_ply(output / f"{scene.name}.ply", scene.vertices, scene.faces, scene.colors)
+    typer.echo(f"{len(seeds)} synthetic scenes -> {output}")
+
+
+@app.command()
 def demo(
     output: Path = typer.Option(Path("demo_out"), "--output", "-o", help="Folder for the demo's results."),
     seed: int = typer.Option(0, help="Seed of the synthetic scene."),
@@ -222,3 +240,51 @@ def pseudo_masks(
         )
         written = run_pseudo_masks(scans, output, options, workers=workers, force=force)
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")
+
+
+@app.command()
+def train(
+    pseudo_dir: Path = typer.Argument(..., help="Pseudo-mask folder (<scene>.npz from `unscene3d pseudo-masks`)."),
+    scans: list[Path] = typer.Option(..., "--scans", help="The scans of those pseudo masks (files or folders; "
+                                     "matched by scene name). Repeat the option for several."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder: config.json, round_k/ checkpoints and logs."),
+    rounds: int = typer.Option(1, help="Self-training rounds (finished rounds of the run are skipped)."),
+    preset: str = typer.Option(None, help="'cpu-small' (default for a new run) or 'paper'; a run keeps its own."),
+    epochs: int = typer.Option(None, help="Round-1 epochs (default: the preset's)."),
+    finetune_epochs: int = typer.Option(None, "--finetune-epochs", help="Epochs of each later round."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Scans per step and process."),
+    lr: float = typer.Option(None, help="Round-1 peak learning rate (one-cycle)."),
+    seed: int = typer.Option(None, help="Seed of weights and augmentations."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted round from its latest checkpoint."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+) -> None:
+    """Self-train the Mask3D-style model on pseudo masks, in rounds with mask densification.
+
+    Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
+    """
+    from unscene3d.pseudo.pipeline import expand_scans
+    from unscene3d.train.selftrain import preset_config, self_train
+
+    with _user_errors():
+        overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
+        given = preset is not None or any(v is not None for v in overrides.values())
+        config = preset_config(preset or "cpu-small", **overrides) if given else None
+        result = self_train(pseudo_dir, expand_scans(scans), output, config, rounds=rounds, resume=resume,
+                            device=device)
+    trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
+    typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Self-training run folder (its last finished round), round folder or checkpoint."),
+    scans: list[Path] = typer.Argument(..., help="Scans: PLY meshes, ScanNet scene folders, or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt, instance ids, coloured PLY."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+) -> None:
+    """Segment new scans into instances with a self-trained model (colour optional, no frames needed)."""
+    from unscene3d.predict import predict_scans
+
+    with _user_errors():
+        written = predict_scans(run, scans, output, device=device)
+    typer.echo(f"instances of {len(written)} scans -> {output}")
