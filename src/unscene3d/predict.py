@@ -1,0 +1,84 @@
+"""Segment new scans with a self-trained model (geometry alone; colour optional, no frames needed).
+
+Per scan, into the output folder:
+
+- ``<scene>.txt`` + ``pred_mask/<scene>_<i>.txt``: the ScanNet benchmark format (label id 1, the score);
+- ``<scene>_instances.txt``: one instance id per vertex (0 = no instance, k = the k-th mask of the
+  benchmark file; where masks overlap the higher-scoring one wins);
+- ``<scene>_instances.ply``: the mesh (or point cloud) coloured by instance, grey where there is none.
+
+Masks are voted over segments from the same oversegmentation the pseudo-mask stage uses
+(:func:`unscene3d.pseudo.pipeline.segment_scene`: colour-aware, or ScanNet's geometric one without colour).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unscene3d.io.atomic import atomic_write_text
+from unscene3d.io.benchmark import export_predictions
+from unscene3d.io.ply import write_ply
+from unscene3d.model.mask3d import Mask3D, predict_scene
+from unscene3d.model.postprocess import InstancePrediction
+from unscene3d.scene import Scene
+from unscene3d.train.selftrain import SelfTrainConfig, load_model
+from unscene3d.visualize import label_colors, masks_to_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Predictor:
+    """A loaded model and its configuration; call :meth:`predict` per scene."""
+
+    model: Mask3D
+    config: SelfTrainConfig
+
+    @classmethod
+    def load(cls, run: str | Path, device: str | torch.device | None = None) -> Predictor:
+        """From a run folder (its last finished round), a round folder or a checkpoint."""
+        model, config = load_model(run, device)
+        return cls(model, config)
+
+    def predict(self, scene: Scene, segments: np.ndarray | None = None) -> InstancePrediction:
+        """Instance masks over the scene's vertices; ``segments`` default to :func:`segment_scene`'s."""
+        if segments is None:
+            from unscene3d.pseudo.pipeline import segment_scene
+
+            segments = segment_scene(scene).labels
+        return predict_scene(self.model, scene, segments, self.config.postprocess)
+
+
+def write_instances(out_dir: str | Path, scene: Scene, prediction: InstancePrediction) -> Path:
+    """Write the benchmark files, the per-vertex instance ids and the coloured PLY; return the txt."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = masks_to_labels(prediction.masks, prediction.scores)
+    write_ply(out_dir / f"{scene.name}_instances.ply", scene.vertices, scene.faces if len(scene.faces) else None,
+              label_colors(labels))
+    atomic_write_text(out_dir / f"{scene.name}_instances.txt", "".join(f"{v}\n" for v in (labels + 1).tolist()))
+    return export_predictions(out_dir, scene.name, prediction.masks, prediction.scores)
+
+
+def predict_scans(
+    run: str | Path, scans: Sequence[str | Path], out_dir: str | Path, *, device: str | torch.device | None = None
+) -> list[Path]:
+    """Load the model once and segment every scan (``expand_scans`` rules); returns the benchmark txts."""
+    from unscene3d.io.scan import load_scan
+    from unscene3d.progress import progress_log
+    from unscene3d.pseudo.pipeline import expand_scans
+
+    predictor = Predictor.load(run, device)
+    written = []
+    for scan in progress_log(expand_scans(scans), "predict"):
+        scene = load_scan(scan, load_frames=False)
+        prediction = predictor.predict(scene)
+        written.append(write_instances(out_dir, scene, prediction))
+        log.info("%s: %d instances", scene.name, len(prediction.scores))
+    return written

@@ -1,0 +1,529 @@
+"""Self-training of the Mask3D-style model on pseudo masks, in rounds (UnScene3D stage 2).
+
+Run folder layout::
+
+    RUN_DIR/config.json                 the run's SelfTrainConfig (a re-run must match it)
+    RUN_DIR/round_1/checkpoints/...     safetensors checkpoints (see unscene3d.train.checkpoint)
+    RUN_DIR/round_1/checkpoint          link to the round's latest checkpoint
+    RUN_DIR/round_1/log.csv             one row per step
+    RUN_DIR/round_1/done.json           written last: the round is finished (a re-run skips it)
+    RUN_DIR/round_2/added/<scene>.npz   masks added by densification before round 2 (over segments;
+                                        ``added``, ``source`` query rank, ``scores``)
+    RUN_DIR/round_2/added/<scene>.txt   the same masks in the benchmark format, for viewing / evaluation
+
+Round 1 trains from scratch on the initial pseudo masks (OneCycle schedule over ``epochs``). Round k > 1
+loads round k-1's final weights, predicts every training scan, densifies (:mod:`unscene3d.train.densify`:
+score >= 0.1, NMS at 0.66, up to 5 masks per scan each more than half uncovered, uncovered part only),
+and fine-tunes on initial + added masks for ``finetune_epochs`` at ``finetune_lr``. The added masks are
+not carried over from round to round: each round recomputes them against the initial pseudo masks with
+the newest model (which has learned the earlier additions and so proposes them again).
+
+DropLoss (``tau_drop``) is on by default. It only switches on after ``drop_loss_warmup`` (a fraction of
+round 1's steps): a freshly initialised query matched to a target it does not overlap at all would
+otherwise have its mask loss dropped for ever, so the model could never learn that target. Fine-tuning
+rounds start from a trained model and use DropLoss from their first step.
+
+Learning rate: a one-cycle schedule (as ``torch.optim.lr_scheduler.OneCycleLR`` with cosine annealing:
+from lr/25 up to lr over the first 30% of steps, then down to lr/25e4), written as a pure function of
+the step so a resumed run continues exactly; AdamW's betas stay fixed (no momentum cycling).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unscene3d.errors import InputError
+from unscene3d.io.atomic import atomic_output, atomic_write_text
+from unscene3d.io.benchmark import export_predictions
+from unscene3d.model.backbone import BackboneConfig
+from unscene3d.model.decoder import DecoderConfig
+from unscene3d.model.losses import LossConfig, set_criterion
+from unscene3d.model.mask3d import Mask3D, Mask3DConfig, build_mask3d, predict_scene
+from unscene3d.model.postprocess import PostprocessConfig
+from unscene3d.progress import format_duration
+from unscene3d.train.augment import AugmentConfig
+from unscene3d.train.checkpoint import latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
+from unscene3d.train.densify import DensifyConfig, densify_scan
+from unscene3d.train.distributed import DistributedContext, barrier, init_distributed, mean_over_ranks, shutdown_distributed
+from unscene3d.train.pretrain import optimizer_from_tensors, optimizer_to_tensors
+from unscene3d.train.selftrain_data import SelfTrainScan, load_training_scans, make_step_batch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "unscene3d-mask3d"
+CONFIG_FILE = "config.json"
+DONE_FILE = "done.json"
+LOG_FILE = "log.csv"
+ADDED_FOLDER = "added"
+LOG_COLUMNS = ("step", "loss", "loss_ce", "loss_bce", "loss_dice", "drop_kept", "drop_dropped", "targets", "lr",
+               "step_seconds", "elapsed_seconds")
+
+
+@dataclass(frozen=True)
+class SelfTrainConfig:
+    """Everything that defines a self-training run (saved in ``config.json`` and every checkpoint)."""
+
+    preset: str = "cpu-small"
+    model: Mask3DConfig = field(default_factory=Mask3DConfig)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(color_shift=0.05, color_contrast=0.1))
+    loss: LossConfig = field(default_factory=LossConfig)
+    densify: DensifyConfig = field(default_factory=DensifyConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    epochs: int = 600  # round 1
+    finetune_epochs: int = 60  # each later round
+    batch_size: int = 8  # scans per step and process
+    lr: float = 1e-4
+    finetune_lr: float = 2e-5
+    weight_decay: float = 1e-4
+    pct_start: float = 0.3  # one-cycle: fraction of steps spent warming up
+    # Round 1: fraction of steps before DropLoss switches on. Measured on tiny runs: switched on after
+    # 10% of 20 steps, the masks had collapsed to all-negative by then, every pair was dropped and the
+    # mask losses never came back; the one-cycle warm-up (30%) gives the masks time to form.
+    drop_loss_warmup: float = 0.3
+    min_target_points: int = 20  # a target cut by a crop to fewer vertices is not learned in that step
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "finetune_epochs", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise InputError(None, f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.drop_loss_warmup <= 1.0 or not 0.0 < self.pct_start < 1.0:
+            raise InputError(None, "drop_loss_warmup must be in [0, 1] and pct_start in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["model"] = self.model.to_dict()
+        for name in ("augment", "loss", "densify", "postprocess"):
+            data[name] = dataclasses.asdict(getattr(self, name))
+        return json.loads(json.dumps(data))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SelfTrainConfig:
+        try:
+            values = dict(data)
+            values["model"] = Mask3DConfig.from_dict(values["model"])
+            values["augment"] = AugmentConfig.from_dict(values["augment"])
+            values["loss"] = LossConfig(**values["loss"])
+            values["densify"] = DensifyConfig(**values["densify"])
+            values["postprocess"] = PostprocessConfig(**values["postprocess"])
+            return cls(**values)
+        except (KeyError, TypeError) as error:
+            raise InputError(None, f"not a self-training configuration: {error}") from None
+
+
+def preset_config(name: str, **overrides: Any) -> SelfTrainConfig:
+    """``paper``: Res16UNet34C + the Mask3D decoder of DESIGN.md, 600 epochs at batch 8, fine-tuning
+    rounds of 60 epochs at a fifth of the learning rate, whole scans.
+
+    ``cpu-small``: one residual block per stage at half the paper's widths (1.5 s per step of two 3 m
+    crops on 2 cores, against 3 s at full width), instance norm (batch-norm running
+    statistics are unreliable after a few hundred CPU steps), a 128-wide decoder with 2 passes and 50
+    queries, fewer sampled keys, 3 m crops; sized so rounds 1 + 2 on a few scans take minutes on 2 cores.
+    """
+    if name == "paper":
+        config = SelfTrainConfig(preset="paper")
+    elif name == "cpu-small":
+        backbone = BackboneConfig(planes=(16, 32, 64, 128, 128, 64, 48, 48), layers=(1,) * 8, stem_kernel=3,
+                                  norm="instance")
+        decoder = DecoderConfig(level_channels=(128, 64, 48, 48), num_queries=50, num_passes=2, ffn_dim=512,
+                                sample_sizes=(100, 400, 1600, 3200),
+                                eval_sample_sizes=(400, 1600, 6400, 12800))
+        config = SelfTrainConfig(
+            preset="cpu-small",
+            model=Mask3DConfig(backbone, decoder),
+            augment=AugmentConfig(crop_size=3.0, min_crop_points=2000, color_shift=0.05, color_contrast=0.1,
+                                  elastic=((0.2, 0.4),)),
+            epochs=150, finetune_epochs=40, batch_size=2, lr=1e-3, finetune_lr=2e-4,
+            checkpoint_every=50, log_every=10,
+        )
+    else:
+        raise InputError(None, f"unknown preset {name!r}: expected 'paper' or 'cpu-small'")
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def one_cycle_lr(step: int, total_steps: int, max_lr: float, pct_start: float = 0.3,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4) -> float:
+    """The learning rate of ``OneCycleLR`` (cosine annealing) at ``step`` (0-based) of ``total_steps``."""
+    initial, final = max_lr / div_factor, max_lr / div_factor / final_div_factor
+    warmup = max(float(pct_start * total_steps) - 1.0, 1.0)
+    position = float(step)
+    if position <= warmup:
+        start, end, fraction = initial, max_lr, position / warmup
+    else:
+        start, end = max_lr, final
+        fraction = min((position - warmup) / max(total_steps - 1.0 - warmup, 1.0), 1.0)
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * fraction))
+
+
+def steps_per_epoch(num_scans: int, config: SelfTrainConfig, world_size: int = 1) -> int:
+    return max(1, math.ceil(num_scans / (config.batch_size * world_size)))
+
+
+def round_steps(round_index: int, num_scans: int, config: SelfTrainConfig, world_size: int = 1) -> int:
+    epochs = config.epochs if round_index == 1 else config.finetune_epochs
+    return epochs * steps_per_epoch(num_scans, config, world_size)
+
+
+def round_dir(run_dir: str | Path, round_index: int) -> Path:
+    return Path(run_dir) / f"round_{round_index}"
+
+
+def finished_rounds(run_dir: str | Path) -> list[int]:
+    """The rounds of a run that finished (have ``done.json``), ascending."""
+    found = []
+    for folder in Path(run_dir).glob("round_*"):
+        suffix = folder.name.removeprefix("round_")
+        if suffix.isdigit() and (folder / DONE_FILE).is_file():
+            found.append(int(suffix))
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+def save_model_checkpoint(
+    folder: Path, step: int, model: Mask3D, config: SelfTrainConfig, round_index: int, *,
+    optimizer: torch.optim.Optimizer | None = None, scaler: Any = None, scans: Sequence[str] = (),
+) -> Path:
+    """A self-training checkpoint in the backbone checkpoint layout, with the full model config."""
+    tensors, meta = optimizer_to_tensors(optimizer) if optimizer is not None else ({}, None)
+    tensors["rng.torch"] = torch.get_rng_state()
+    state = {
+        "kind": CHECKPOINT_KIND,
+        "backbone": config.model.backbone.to_dict(),
+        "model": config.model.to_dict(),
+        "train": config.to_dict(),
+        "round": round_index,
+        "optimizer": meta,
+        "grad_scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "scans": list(scans),
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return save_checkpoint(folder, step, model.state_dict(), tensors, state, keep=config.keep_checkpoints)
+
+
+def load_model(path: str | Path, device: str | torch.device | None = None) -> tuple[Mask3D, SelfTrainConfig]:
+    """The model of a self-training checkpoint (a checkpoint folder, its model.safetensors, a round
+    folder, or a run folder: its last finished round), in eval mode.
+
+    Raises:
+        InputError: not a self-training checkpoint (e.g. a pretraining one), or weights that do not fit
+            the configuration stored with them.
+    """
+    from unscene3d.model.sparse_backend import resolve_device
+
+    path = Path(path)
+    if path.is_dir() and not (path / "checkpoint").exists() and not (path / "state.json").exists():
+        rounds = finished_rounds(path)
+        if not rounds:
+            raise InputError(path, "not a self-training run: no finished round_k/ with a checkpoint")
+        path = round_dir(path, rounds[-1])
+    checkpoint = load_checkpoint(path)
+    if checkpoint.state.get("kind") != CHECKPOINT_KIND or "model" not in checkpoint.state:
+        raise InputError(checkpoint.folder, "not a self-training (Mask3D) checkpoint; a backbone-pretraining "
+                                            "checkpoint cannot segment scans")
+    try:
+        config = SelfTrainConfig.from_dict(checkpoint.state["train"])
+    except InputError as error:
+        raise InputError(checkpoint.folder, f"bad configuration in checkpoint: {error.problem}") from None
+    model = Mask3D(config.model)
+    load_model_state(model, checkpoint.model, checkpoint.folder)
+    return model.to(resolve_device(device)).eval(), config
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+@dataclass
+class RoundResult:
+    round_index: int
+    last_step: int
+    losses: list[float]
+    checkpoint: Path | None
+
+
+def train_round(
+    scans: Sequence[SelfTrainScan],
+    folder: Path,
+    config: SelfTrainConfig,
+    round_index: int,
+    context: DistributedContext,
+    *,
+    init_from: Path | None = None,
+    resume: bool = False,
+    max_steps: int | None = None,
+) -> RoundResult:
+    """One round of training into ``folder`` (checkpoints, log.csv); ``init_from`` = previous round's
+    checkpoint (weights only). ``max_steps`` stops this call early (the schedule is unchanged)."""
+    device = context.device
+    use_amp = config.amp and device.type == "cuda"
+    total_steps = round_steps(round_index, len(scans), config, context.world_size)
+    max_lr = config.lr if round_index == 1 else config.finetune_lr
+    drop_after = int(config.drop_loss_warmup * total_steps) if round_index == 1 else 0
+
+    model = build_mask3d(config.model, seed=config.seed + round_index)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_step = 0
+    existing = latest_checkpoint(folder)
+    if existing is not None:
+        if not resume:
+            raise InputError(folder, f"round {round_index} was interrupted: pass --resume to continue it")
+        checkpoint = load_checkpoint(existing, with_optimizer=True)
+        _check_same_config(checkpoint.state, config, existing)
+        load_model_state(model, checkpoint.model, existing)
+        optimizer.load_state_dict(optimizer_from_tensors(checkpoint.optimizer, checkpoint.state["optimizer"]))
+        if use_amp and checkpoint.state.get("grad_scaler"):
+            scaler.load_state_dict(checkpoint.state["grad_scaler"])
+        torch.set_rng_state(checkpoint.optimizer["rng.torch"])
+        start_step = checkpoint.step
+        log.info("round %d: resuming from step %d", round_index, start_step)
+    elif init_from is not None:
+        previous = load_checkpoint(init_from)
+        load_model_state(model, previous.model, previous.folder)
+    model.to(device)
+    train_model: torch.nn.Module = model
+    if context.enabled:
+        # A step whose scans have no targets leaves the mask head without gradient.
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    if context.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        _prepare_log(folder / LOG_FILE, start_step)
+        log.info("round %d: %d scans, preset %s, %d steps (batch %d x %d rank(s)), lr %.3g, device %s%s",
+                 round_index, len(scans), config.preset, total_steps, config.batch_size, context.world_size,
+                 max_lr, device, ", AMP" if use_amp else "")
+
+    end_step = total_steps if max_steps is None else min(total_steps, start_step + max_steps)
+    losses: list[float] = []
+    saved = existing
+    started = time.perf_counter()
+    train_model.train()
+    for step in range(start_step, end_step):
+        step_start = time.perf_counter()
+        lr = one_cycle_lr(step, total_steps, max_lr, config.pct_start)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rng = np.random.default_rng([config.seed, round_index, step, context.rank])
+        batch = make_step_batch(scans, config.batch_size, config.augment, config.model.backbone.voxel_size,
+                                config.min_target_points, rng)
+        targets = [t.to(device) for t in batch.targets]
+        num_masks = mean_over_ranks(torch.tensor(float(batch.num_targets)), context).item()
+        loss_config = dataclasses.replace(config.loss, drop_loss=config.loss.drop_loss and step >= drop_after)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            output = train_model(batch.scans)
+        loss, terms = set_criterion([_float(p) for p in output.predictions], targets, loss_config, max(num_masks, 1.0))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        names = ("loss", "loss_ce", "loss_bce", "loss_dice", "drop_kept", "drop_dropped")
+        metrics = dict(zip(names, mean_over_ranks(torch.tensor([terms[n] for n in names]), context).tolist()))
+        losses.append(metrics["loss"])
+        if context.is_main:
+            elapsed = time.perf_counter() - started
+            _append_log(folder / LOG_FILE, [step + 1] + [f"{metrics[n]:.6f}" for n in names[:4]]
+                        + [int(metrics["drop_kept"]), int(metrics["drop_dropped"]), batch.num_targets, f"{lr:.6g}",
+                           f"{time.perf_counter() - step_start:.3f}", f"{elapsed:.1f}"])
+            done = step + 1 - start_step
+            if (step + 1) % config.log_every == 0 or step + 1 == end_step or done == 1:
+                rate = done / elapsed if elapsed > 0 else float("inf")
+                log.info("round %d step %d/%d loss %.4f (ce %.3f bce %.3f dice %.3f) lr %.3g | %.2f steps/s, "
+                         "elapsed %s, ETA %s", round_index, step + 1, total_steps, metrics["loss"], metrics["loss_ce"],
+                         metrics["loss_bce"], metrics["loss_dice"], lr, rate, format_duration(elapsed),
+                         format_duration((end_step - step - 1) / rate) if rate > 0 else "?")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end_step:
+            if context.is_main:
+                saved = save_model_checkpoint(folder, step + 1, model, config, round_index, optimizer=optimizer,
+                                              scaler=scaler, scans=[s.name for s in scans])
+            barrier(context)
+    return RoundResult(round_index, end_step, losses, saved)
+
+
+def _float(prediction: Any) -> Any:
+    """Losses in float32 whatever autocast produced (the Hungarian costs and BCE need the precision)."""
+    return dataclasses.replace(prediction, class_logits=prediction.class_logits.float(),
+                               mask_logits=[m.float() for m in prediction.mask_logits])
+
+
+def _check_same_config(state: dict[str, Any], config: SelfTrainConfig, source: Path) -> None:
+    saved = state.get("train", {})
+    if saved != config.to_dict():
+        changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
+        raise InputError(source, f"checkpoint was made with another configuration (differs in: {', '.join(changed)})")
+
+
+def _prepare_log(path: Path, start_step: int) -> None:
+    """Create the CSV log, or on resume drop rows past the checkpoint (those steps are redone)."""
+    if start_step == 0 or not path.is_file():
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle).writerow(LOG_COLUMNS)
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= start_step]
+    atomic_write_text(path, "".join(",".join(row) + "\n" for row in kept))
+
+
+def _append_log(path: Path, row: list[Any]) -> None:
+    with open(path, "a", newline="") as handle:
+        csv.writer(handle).writerow(row)
+
+
+# ---------------------------------------------------------------------------------------------- densify
+
+def densify_scans(model: Mask3D, scans: Sequence[SelfTrainScan], config: SelfTrainConfig, out_dir: Path) -> int:
+    """Predict every training scan, add its confident new masks (``scan.added_masks``, over segments) and
+    write them to ``out_dir`` (``<scene>.npz`` + benchmark txt). Returns the number of masks added."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for scan in scans:
+        prediction = predict_scene(model, scan.scene, scan.segments, config.postprocess)
+        vertex_pseudo = scan.pseudo_masks[:, scan.segments]
+        result = densify_scan(vertex_pseudo, prediction.masks, prediction.scores, config.densify)
+        # Predictions are voted per segment, so an added part is a union of whole segments.
+        first_vertex = np.zeros(scan.num_segments, dtype=np.int64)
+        first_vertex[scan.segments[::-1]] = np.arange(len(scan.segments))[::-1]
+        scan.added_masks = result.added[:, first_vertex]
+        total += len(result.added)
+        log.info("%s: %d predictions, %d masks added", scan.name, len(prediction.scores), len(result.added))
+        export_predictions(out_dir, scan.name, result.added, result.scores)
+        with atomic_output(out_dir / f"{scan.name}.npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, added=scan.added_masks, source=result.source, scores=result.scores,
+                                    segment_labels=scan.segments.astype(np.int32))
+    return total
+
+
+def read_added_masks(path: str | Path, num_segments: int) -> np.ndarray:
+    """(A, S) bool masks of a ``round_k/added/<scene>.npz``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            added = data["added"].astype(bool)
+    except (OSError, KeyError, ValueError) as error:
+        raise InputError(path, f"not a densification file: {error}") from None
+    if added.ndim != 2 or added.shape[1] != num_segments:
+        raise InputError(path, f"added masks over {added.shape[-1]} segments, expected {num_segments}")
+    return added
+
+
+# ------------------------------------------------------------------------------------------------ rounds
+
+@dataclass
+class SelfTrainResult:
+    run_dir: Path
+    rounds: list[int]  # the rounds trained by this call (finished ones are skipped)
+    checkpoint: Path | None  # the last round's final checkpoint
+    losses: dict[int, list[float]]
+
+
+def run_config(run_dir: Path, config: SelfTrainConfig | None) -> SelfTrainConfig:
+    """The configuration of a run: the one saved in the run folder (a different explicit one is an
+    error), or ``config`` (default: cpu-small) for a new run."""
+    path = run_dir / CONFIG_FILE
+    if path.is_file():
+        try:
+            saved = SelfTrainConfig.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, InputError) as error:
+            raise InputError(path, f"unreadable run configuration: {error}") from None
+        if config is not None and config.to_dict() != saved.to_dict():
+            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
+            raise InputError(path, f"the run folder holds a run with another configuration (differs in: "
+                                   f"{', '.join(changed)}); choose a new folder or drop the options")
+        return saved
+    return config or preset_config("cpu-small")
+
+
+def self_train(
+    pseudo_dir: str | Path,
+    scan_paths: Sequence[str | Path],
+    run_dir: str | Path,
+    config: SelfTrainConfig | None = None,
+    *,
+    rounds: int = 1,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    max_steps: int | None = None,
+) -> SelfTrainResult:
+    """Train ``rounds`` rounds on the pseudo masks of ``pseudo_dir`` (scans paired by scene name).
+
+    Finished rounds are skipped, so re-running with a larger ``rounds`` extends a run. An interrupted
+    round continues only with ``resume``. ``max_steps`` caps the steps of each round trained in this
+    call (to simulate an interruption). Works under ``torchrun`` (data-parallel).
+
+    Raises:
+        InputError: missing scans or pseudo masks, a run folder with another configuration, an
+            interrupted round without ``resume``.
+    """
+    if rounds < 1:
+        raise InputError(None, f"rounds must be at least 1, got {rounds}")
+    run_dir = Path(run_dir)
+    context = init_distributed(device)
+    try:
+        config = run_config(run_dir, config)
+        scans = load_training_scans(pseudo_dir, scan_paths, config.model)
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if not (run_dir / CONFIG_FILE).is_file():
+                atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+        torch.manual_seed(config.seed)
+        done = set(finished_rounds(run_dir))
+        trained: list[int] = []
+        losses: dict[int, list[float]] = {}
+        last_checkpoint = latest_checkpoint(round_dir(run_dir, max(done))) if done else None
+        for index in range(1, rounds + 1):
+            folder = round_dir(run_dir, index)
+            if index in done:
+                log.info("round %d already finished, skipping", index)
+                continue
+            previous = None
+            if index > 1:
+                previous = latest_checkpoint(round_dir(run_dir, index - 1))
+                if previous is None or (index - 1) not in finished_rounds(run_dir):
+                    raise InputError(round_dir(run_dir, index - 1), "previous round not finished")
+                _prepare_added_masks(previous, scans, config, folder / ADDED_FOLDER, context)
+            result = train_round(scans, folder, config, index, context, init_from=previous, resume=resume,
+                                 max_steps=max_steps)
+            losses[index] = result.losses
+            last_checkpoint = result.checkpoint
+            if result.last_step < round_steps(index, len(scans), config, context.world_size):
+                break  # stopped early by max_steps: the round is not finished
+            if context.is_main:
+                summary = {"round": index, "steps": result.last_step, "checkpoint": str(result.checkpoint),
+                           "final_loss": result.losses[-1] if result.losses else None,
+                           "added_masks": int(sum(len(s.added_masks) for s in scans))}
+                atomic_write_text(folder / DONE_FILE, json.dumps(summary, indent=2) + "\n")
+            barrier(context)
+            trained.append(index)
+        return SelfTrainResult(run_dir, trained, last_checkpoint, losses)
+    finally:
+        shutdown_distributed(context)
+
+
+def _prepare_added_masks(previous: Path, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,
+                         added_dir: Path, context: DistributedContext) -> None:
+    """Densify with the previous round's model, or re-read the masks a resumed round already added."""
+    complete = all((added_dir / f"{scan.name}.npz").is_file() for scan in scans)
+    if not complete:
+        if context.is_main:
+            model, _ = load_model(previous, context.device)
+            count = densify_scans(model, scans, config, added_dir)
+            log.info("densification with %s: %d masks added over %d scans -> %s", previous, count, len(scans), added_dir)
+        barrier(context)
+    for scan in scans:
+        scan.added_masks = read_added_masks(added_dir / f"{scan.name}.npz", scan.num_segments)

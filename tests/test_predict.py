@@ -1,0 +1,129 @@
+"""Inference with a self-trained model: output files, scans without colour, checkpoints that do not fit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from unscene3d.cli import app
+from unscene3d.errors import InputError
+from unscene3d.io.benchmark import read_predictions
+from unscene3d.io.ply import read_ply, write_ply
+from unscene3d.model.backbone import BackboneConfig
+from unscene3d.model.decoder import DecoderConfig
+from unscene3d.model.mask3d import Mask3DConfig
+from unscene3d.model.postprocess import PostprocessConfig
+from unscene3d.predict import Predictor, predict_scans
+from unscene3d.pseudo.pipeline import PseudoMasks, segment_scene, write_pseudo_masks
+from unscene3d.synthetic import make_synthetic_scene
+from unscene3d.train.augment import AugmentConfig
+from unscene3d.train.checkpoint import save_checkpoint
+from unscene3d.train.selftrain import SelfTrainConfig, self_train
+from unscene3d.visualize import label_colors
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A tiny model trained for a few steps on one small synthetic room (its objects as pseudo masks)."""
+    folder = tmp_path_factory.mktemp("predict")
+    scene = make_synthetic_scene(2, vertex_spacing=0.12)
+    scene.name = "room2"
+    segmentation = segment_scene(scene)
+    objects = np.unique(scene.gt[(scene.gt % 1000 > 0) & (scene.gt // 1000 > 2)])
+    masks = np.array([np.bincount(segmentation.labels, weights=(scene.gt == o).astype(float),
+                                  minlength=segmentation.num_segments) > 0 for o in objects])
+    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, segmentation.labels, masks, np.ones(len(masks)), {}))
+    write_ply(folder / "room2.ply", scene.vertices, scene.faces, scene.colors)
+    backbone = BackboneConfig(planes=(8, 8, 16, 16, 16, 8, 12, 12), layers=(1,) * 8, init_dim=8, stem_kernel=3,
+                              norm="instance")
+    decoder = DecoderConfig(level_channels=(16, 8, 12, 12), hidden_dim=16, num_heads=2, ffn_dim=32, num_queries=8,
+                            num_passes=1, sample_sizes=(20, 40, 80, 160))
+    config = SelfTrainConfig(preset="test", model=Mask3DConfig(backbone, decoder),
+                             augment=AugmentConfig(crop_size=0, elastic=()), epochs=6, batch_size=1, lr=3e-3,
+                             drop_loss_warmup=1.0, checkpoint_every=6,
+                             # Six steps leave every mask probability under 0.5; a lower vote keeps masks,
+                             # so the output files have content to check.
+                             postprocess=PostprocessConfig(vote_threshold=0.3))
+    self_train(folder / "pseudo", [folder / "room2.ply"], folder / "run", config)
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def colourless_scan(tmp_path_factory) -> Path:
+    scene = make_synthetic_scene(3, vertex_spacing=0.12)
+    path = tmp_path_factory.mktemp("scans") / "bare.ply"
+    write_ply(path, scene.vertices, scene.faces)  # no colour: geometry only
+    return path
+
+
+def test_predict_on_a_scan_without_colour_writes_every_output(run, colourless_scan, tmp_path):
+    out = tmp_path / "out"
+    written = predict_scans(run, [colourless_scan], out)
+    assert written == [out / "bare.txt"]
+    num_vertices = len(read_ply(colourless_scan).vertices)
+    masks, labels, scores = read_predictions(out, "bare", num_vertices)
+    assert len(masks) > 0 and masks.shape[1] == num_vertices and np.all(labels == 1) and np.all(np.diff(scores) <= 0)
+    ids = np.loadtxt(out / "bare_instances.txt", dtype=np.int64)
+    assert ids.shape == (num_vertices,) and ids.min() >= 0 and ids.max() <= len(masks)
+    for k in np.unique(ids[ids > 0]):
+        assert masks[k - 1, ids == k].all()  # an instance id names a mask holding that vertex
+    assert not masks[:, ids == 0].any()
+    coloured = read_ply(out / "bare_instances.ply")
+    assert len(coloured.vertices) == num_vertices and len(coloured.faces) > 0
+    np.testing.assert_array_equal(coloured.colors, label_colors(ids - 1))
+
+
+def test_predictor_is_deterministic_and_uses_the_runs_postprocessing(run, colourless_scan):
+    from unscene3d.io.scan import load_scan
+
+    predictor = Predictor.load(run)
+    scene = load_scan(colourless_scan)
+    first, second = predictor.predict(scene), predictor.predict(scene)
+    np.testing.assert_array_equal(first.masks, second.masks)
+    assert len(first.scores) <= predictor.config.postprocess.top_k
+
+
+def test_cli_predict(run, colourless_scan, tmp_path):
+    result = CliRunner().invoke(app, ["predict", str(run), str(colourless_scan), "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "bare.txt").is_file()
+
+
+def test_a_backbone_checkpoint_is_not_a_segmentation_model(tmp_path, colourless_scan):
+    backbone = BackboneConfig(planes=(8, 8, 16, 16, 16, 8, 12, 12), layers=(1,) * 8, init_dim=8)
+    save_checkpoint(tmp_path / "pretrain", 1, {"w": torch.zeros(1)}, {}, {"backbone": backbone.to_dict()})
+    with pytest.raises(InputError, match="not a self-training"):
+        Predictor.load(tmp_path / "pretrain")
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "pretrain"), str(colourless_scan), "-o",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a self-training" in result.output
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_configuration(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, symlinks=True)
+    state_path = next((copy / "round_1" / "checkpoints").glob("step_*")) / "state.json"
+    state = json.loads(state_path.read_text())
+    state["train"]["model"]["decoder"]["hidden_dim"] = 32  # another configuration than the weights'
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(InputError, match="do not match the model configuration"):
+        Predictor.load(copy)
+
+
+def test_a_folder_without_a_finished_round(tmp_path):
+    with pytest.raises(InputError, match="no finished round"):
+        Predictor.load(tmp_path)
