@@ -12,9 +12,9 @@ from unscene3d.pseudo.ncut import (
     NCutConfig,
     _fast_vector,
     _reference_vector,
-    masked_ncut,
     combined_affinity,
     cosine_similarity,
+    masked_ncut,
     rejection_reason,
 )
 

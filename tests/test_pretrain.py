@@ -12,6 +12,7 @@ import torch
 
 from unscene3d.errors import InputError
 from unscene3d.features.features3d import load_backbone
+from unscene3d.io.scan import expand_scan_paths
 from unscene3d.model.backbone import BackboneConfig, sparse_input
 from unscene3d.scene import Scene
 from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
@@ -19,7 +20,6 @@ from unscene3d.train.checkpoint import load_checkpoint
 from unscene3d.train.contrastive import csc_info_nce, info_nce, sample_matches, spatial_partitions
 from unscene3d.train.pretrain import (
     PretrainConfig,
-    collect_scan_paths,
     learning_rate,
     preset_config,
     pretrain,
@@ -182,19 +182,19 @@ def test_presets():
     assert PretrainConfig.from_dict(small.to_dict()) == small
 
 
-def test_collect_scan_paths(tmp_path):
+def test_expand_scan_paths(tmp_path):
     from unscene3d.io.ply import write_ply
 
     scene = room(4, 50)
     write_ply(tmp_path / "a.ply", scene.vertices, None, scene.colors)
     write_ply(tmp_path / "b.ply", scene.vertices, None, scene.colors)
-    assert [p.name for p in collect_scan_paths([tmp_path])] == ["a.ply", "b.ply"]
-    assert collect_scan_paths([tmp_path / "a.ply"]) == [tmp_path / "a.ply"]
+    assert [p.name for p in expand_scan_paths([tmp_path])] == ["a.ply", "b.ply"]
+    assert expand_scan_paths([tmp_path / "a.ply"]) == [tmp_path / "a.ply"]
     with pytest.raises(InputError, match="no such file"):
-        collect_scan_paths([tmp_path / "missing"])
+        expand_scan_paths([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no scans found"):
-        collect_scan_paths([tmp_path / "empty"])
+        expand_scan_paths([tmp_path / "empty"])
 
 
 def test_sgd_state_round_trips_through_tensors():

@@ -95,7 +95,7 @@ def test_bad_inputs(scan_files, tmp_path, caplog) -> None:
         PseudoMaskOptions(modality="3d")
     with pytest.raises(InputError, match="frames"):
         pseudo_masks_for_scene(small_scene(0), PseudoMaskOptions(modality="2d", encoder="any"))
-    with pytest.raises(InputError, match="neither a scan nor a folder"):
+    with pytest.raises(InputError, match="no scans found"):
         run_pseudo_masks([tmp_path], tmp_path / "out", PseudoMaskOptions())
     scene = small_scene(1)
     scene.colors = None

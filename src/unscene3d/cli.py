@@ -98,7 +98,7 @@ def evaluate(
 @app.command()
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
-    scans: list[Path] = typer.Argument(..., help="ScanNet scene folders or PLY meshes / point clouds."),
+    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format)."),
     axis_align: bool = typer.Option(False, "--axis-align", help="Apply ScanNet axisAlignment first."),
     kthresh: float = typer.Option(None, "--kthresh", help="felzenszwalb: k (default 0.05)."),
@@ -109,11 +109,11 @@ def baseline(
     from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
     from unscene3d.baselines.felzenszwalb import DEFAULT_K_THRESH, DEFAULT_MIN_VERTS
     from unscene3d.io.benchmark import export_predictions
-    from unscene3d.io.scan import load_scan, scan_name
+    from unscene3d.io.scan import expand_scan_paths, load_scan, scan_name
     from unscene3d.progress import progress_log
 
     with _user_errors():
-        for scan in progress_log(scans, f"baseline {method.value}"):
+        for scan in progress_log(expand_scan_paths(scans), f"baseline {method.value}"):
             name = scan_name(scan)
             if (output / f"{name}.txt").exists() and not force:
                 log.info("%s: predictions exist, skipping (use --force to redo)", name)
@@ -181,8 +181,8 @@ def pretrain(
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d pretrain ... (no other change).
     """
-    from unscene3d.io.scan import load_scan
-    from unscene3d.train.pretrain import collect_scan_paths, preset_config
+    from unscene3d.io.scan import expand_scan_paths, load_scan
+    from unscene3d.train.pretrain import preset_config
     from unscene3d.train.pretrain import pretrain as run_pretrain
 
     with _user_errors():
@@ -192,7 +192,7 @@ def pretrain(
         )
         given = preset is not None or any(v is not None for v in overrides.values())
         config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
-        scenes = [load_scan(path, load_frames=False) for path in collect_scan_paths(scans)]
+        scenes = [load_scan(path, load_frames=False) for path in expand_scan_paths(scans)]
         result = run_pretrain(scenes, output, config, resume=resume, device=device)
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
 
@@ -206,10 +206,10 @@ def features3d(
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
     from unscene3d.features.features3d import extract_features_for_scans
-    from unscene3d.train.pretrain import collect_scan_paths
+    from unscene3d.io.scan import expand_scan_paths
 
     with _user_errors():
-        written = extract_features_for_scans(checkpoint, collect_scan_paths(scans), output, device=device)
+        written = extract_features_for_scans(checkpoint, expand_scan_paths(scans), output, device=device)
     typer.echo(f"{len(written)} feature files -> {output}")
 
 
@@ -262,14 +262,14 @@ def train(
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
-    from unscene3d.pseudo.pipeline import expand_scans
+    from unscene3d.io.scan import expand_scan_paths
     from unscene3d.train.selftrain import preset_config, self_train
 
     with _user_errors():
         overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
         given = preset is not None or any(v is not None for v in overrides.values())
         config = preset_config(preset or "cpu-small", **overrides) if given else None
-        result = self_train(pseudo_dir, expand_scans(scans), output, config, rounds=rounds, resume=resume,
+        result = self_train(pseudo_dir, expand_scan_paths(scans), output, config, rounds=rounds, resume=resume,
                             device=device)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")

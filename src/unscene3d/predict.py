@@ -69,14 +69,13 @@ def write_instances(out_dir: str | Path, scene: Scene, prediction: InstancePredi
 def predict_scans(
     run: str | Path, scans: Sequence[str | Path], out_dir: str | Path, *, device: str | torch.device | None = None
 ) -> list[Path]:
-    """Load the model once and segment every scan (``expand_scans`` rules); returns the benchmark txts."""
-    from unscene3d.io.scan import load_scan
+    """Load the model once and segment every scan (``expand_scan_paths`` rules); returns the benchmark txts."""
+    from unscene3d.io.scan import expand_scan_paths, load_scan
     from unscene3d.progress import progress_log
-    from unscene3d.pseudo.pipeline import expand_scans
 
     predictor = Predictor.load(run, device)
     written = []
-    for scan in progress_log(expand_scans(scans), "predict"):
+    for scan in progress_log(expand_scan_paths(scans), "predict"):
         scene = load_scan(scan, load_frames=False)
         prediction = predictor.predict(scene)
         written.append(write_instances(out_dir, scene, prediction))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from unscene3d.errors import InputError
@@ -44,6 +45,39 @@ def load_scan(
     if gt_path is not None:
         scene.gt = read_gt_txt(gt_path, scene.num_vertices)
     return scene
+
+
+def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """The scans a user's arguments name: a PLY file or scan folder is one scan; any other folder
+    contributes its ``.ply`` files and scan sub-folders, sorted.
+
+    Raises:
+        InputError: a path is missing, or a folder holds no scans.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError(path, "no such file or folder")
+        if path.is_file() or _is_scan(path):
+            found.append(path)
+            continue
+        children = [
+            child
+            for child in sorted(path.iterdir())
+            if (child.is_file() and child.suffix.lower() == ".ply") or (child.is_dir() and _is_scan(child))
+        ]
+        if not children:
+            raise InputError(path, "no scans found (expected .ply files or ScanNet scene folders)")
+        found.extend(children)
+    return found
+
+
+def _is_scan(path: Path) -> bool:
+    try:
+        _resolve(path)
+    except InputError:
+        return False
+    return True
 
 
 def scan_name(path: str | Path) -> str:

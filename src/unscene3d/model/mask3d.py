@@ -18,7 +18,14 @@ import torch
 from torch import nn
 
 from unscene3d.errors import InputError
-from unscene3d.model.backbone import DECODER_STRIDES, BackboneConfig, BackboneOutput, Res16UNet, SparseBatch, sparse_input
+from unscene3d.model.backbone import (
+    DECODER_STRIDES,
+    BackboneConfig,
+    BackboneOutput,
+    Res16UNet,
+    SparseBatch,
+    sparse_input,
+)
 from unscene3d.model.decoder import DecoderConfig, DecoderOutput, MultiScaleInput, QueryDecoder
 from unscene3d.model.postprocess import InstancePrediction, PostprocessConfig, instances_from_logits
 from unscene3d.scene import Scene

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,6 +26,7 @@ from unscene3d.features.handcrafted import handcrafted_segment_features
 from unscene3d.features.pooling import pool_segment_features
 from unscene3d.io.atomic import atomic_output
 from unscene3d.io.benchmark import export_predictions
+from unscene3d.io.scan import expand_scan_paths
 from unscene3d.oversegment import Segmentation, oversegment
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.ncut import DEFAULT_TAU, NCutConfig, masked_ncut
@@ -162,33 +163,6 @@ def read_pseudo_masks(path: str | Path) -> PseudoMasks:
     return PseudoMasks(path.stem, labels, masks, scores, params)
 
 
-def expand_scans(paths: Iterable[str | Path]) -> list[Path]:
-    """Scans named by ``paths``: a scan (PLY file or scene folder) as is; a folder of scans, its scans."""
-    from unscene3d.io.scan import scan_name
-
-    scans: list[Path] = []
-    for path in map(Path, paths):
-        try:
-            scan_name(path)
-            scans.append(path)
-            continue
-        except InputError:
-            if not path.is_dir():
-                raise
-        children = []
-        for child in sorted(path.iterdir()):
-            if child.is_dir() or child.suffix.lower() == ".ply":
-                try:
-                    scan_name(child)
-                    children.append(child)
-                except InputError:
-                    continue
-        if not children:
-            raise InputError(path, "neither a scan nor a folder holding scans (PLY files or ScanNet scene folders)")
-        scans.extend(children)
-    return scans
-
-
 def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: int | None) -> tuple[str, int, float]:
     if threads is not None:
         import torch
@@ -212,7 +186,7 @@ def run_pseudo_masks(
     workers: int = 1,
     force: bool = False,
 ) -> list[Path]:
-    """Pseudo masks for every scan (``expand_scans`` rules) into ``out_dir``; returns the ``.npz`` files.
+    """Pseudo masks for every scan (``expand_scan_paths`` rules) into ``out_dir``; returns the ``.npz`` files.
 
     Scans whose ``.npz`` exists are skipped unless ``force``. ``workers`` > 1 runs scans in parallel
     processes (each limited to ``cpu_count // workers`` torch threads).
@@ -221,7 +195,7 @@ def run_pseudo_masks(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    all_scans = expand_scans(scans)
+    all_scans = expand_scan_paths(scans)
     outputs = [out_dir / f"{scan_name(s)}.npz" for s in all_scans]
     todo = [str(s) for s, out in zip(all_scans, outputs) if force or not out.exists()]
     if len(todo) < len(all_scans):

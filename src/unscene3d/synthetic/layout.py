@@ -13,7 +13,13 @@ import numpy as np
 from unscene3d.synthetic import furniture as fm
 from unscene3d.synthetic.furniture import FLOOR, WALL, Model
 from unscene3d.synthetic.planner import (
-    FLOOR_CODE, OTHER_FURNITURE, WALL_CODE, Material, PlacedObject, Planner, rect_corners,
+    FLOOR_CODE,
+    OTHER_FURNITURE,
+    WALL_CODE,
+    Material,
+    PlacedObject,
+    Planner,
+    rect_corners,
 )
 
 # NYU40 ids (the benchmark's foreground set, plus the void structure labels).

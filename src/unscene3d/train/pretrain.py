@@ -10,7 +10,6 @@ of an uninterrupted run exactly (on CPU).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -25,13 +24,23 @@ import numpy as np
 import torch
 
 from unscene3d.errors import InputError
-from unscene3d.io.atomic import atomic_write_text
-from unscene3d.model.backbone import BackboneConfig, Res16UNet, build_backbone, sparse_input
+from unscene3d.model.backbone import (
+    BackboneConfig,
+    Res16UNet,
+    build_backbone,
+    sparse_input,
+)
 from unscene3d.progress import format_duration
 from unscene3d.scene import Scene
 from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
-from unscene3d.train.checkpoint import latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
+from unscene3d.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
 from unscene3d.train.contrastive import csc_info_nce, info_nce, sample_matches
+from unscene3d.train.csvlog import append_log, prepare_log
 from unscene3d.train.distributed import (
     DistributedContext,
     barrier,
@@ -325,7 +334,7 @@ def _pretrain(
         )
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _prepare_log(run_dir / LOG_FILE, start_step)
+        prepare_log(run_dir / LOG_FILE, LOG_COLUMNS, start_step)
         log.info(
             "pretraining %s: %d scans, preset %s, %d steps, batch %d x %d rank(s), device %s%s",
             run_dir, len(scans), config.preset, config.steps, config.batch_size, context.world_size, device,
@@ -353,7 +362,7 @@ def _pretrain(
         losses.append(metrics[0])
         if context.is_main:
             elapsed = time.perf_counter() - started
-            _append_log(run_dir / LOG_FILE, [
+            append_log(run_dir / LOG_FILE, [
                 step + 1, f"{metrics[0]:.6f}", f"{metrics[1]:.4f}", f"{lr:.6g}", len(batch.pairs_a),
                 batch.num_voxels, f"{time.perf_counter() - step_start:.3f}", f"{elapsed:.1f}",
             ])
@@ -389,51 +398,3 @@ def _save(
     folder = save_checkpoint(run_dir, step, model.state_dict(), tensors, state, keep=config.keep_checkpoints)
     log.info("checkpoint step %d -> %s", step, folder)
     return folder
-
-
-def _prepare_log(path: Path, start_step: int) -> None:
-    """Create the CSV log, or on resume drop rows past the checkpoint (steps that will be redone)."""
-    if start_step == 0 or not path.is_file():
-        with open(path, "w", newline="") as handle:
-            csv.writer(handle).writerow(LOG_COLUMNS)
-        return
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= start_step]
-    atomic_write_text(path, "".join(",".join(row) + "\n" for row in kept))
-
-
-def _append_log(path: Path, row: list[Any]) -> None:
-    with open(path, "a", newline="") as handle:
-        csv.writer(handle).writerow(row)
-
-
-def collect_scan_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """Expand the user's arguments into scans: a PLY file or scan folder is one scan; any other folder
-    contributes its ``.ply`` files and scan sub-folders (sorted).
-
-    Raises:
-        InputError: a path is missing, or a folder holds no scans.
-    """
-    from unscene3d.io.scan import scan_name
-
-    def is_scan(path: Path) -> bool:
-        try:
-            scan_name(path)
-        except InputError:
-            return False
-        return True
-
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError(path, "no such file or folder")
-        if path.is_file() or is_scan(path):
-            found.append(path)
-            continue
-        children = [c for c in sorted(path.iterdir()) if (c.is_file() and c.suffix.lower() == ".ply") or (c.is_dir() and is_scan(c))]
-        if not children:
-            raise InputError(path, "no scans found (expected .ply files or ScanNet scene folders)")
-        found.extend(children)
-    return found

@@ -30,7 +30,6 @@ the step so a resumed run continues exactly; AdamW's betas stay fixed (no moment
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -54,11 +53,27 @@ from unscene3d.model.mask3d import Mask3D, Mask3DConfig, build_mask3d, predict_s
 from unscene3d.model.postprocess import PostprocessConfig
 from unscene3d.progress import format_duration
 from unscene3d.train.augment import AugmentConfig
-from unscene3d.train.checkpoint import latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
+from unscene3d.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
+from unscene3d.train.csvlog import append_log, prepare_log
 from unscene3d.train.densify import DensifyConfig, densify_scan
-from unscene3d.train.distributed import DistributedContext, barrier, init_distributed, mean_over_ranks, shutdown_distributed
+from unscene3d.train.distributed import (
+    DistributedContext,
+    barrier,
+    init_distributed,
+    mean_over_ranks,
+    shutdown_distributed,
+)
 from unscene3d.train.pretrain import optimizer_from_tensors, optimizer_to_tensors
-from unscene3d.train.selftrain_data import SelfTrainScan, load_training_scans, make_step_batch
+from unscene3d.train.selftrain_data import (
+    SelfTrainScan,
+    load_training_scans,
+    make_step_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +319,7 @@ def train_round(
         )
     if context.is_main:
         folder.mkdir(parents=True, exist_ok=True)
-        _prepare_log(folder / LOG_FILE, start_step)
+        prepare_log(folder / LOG_FILE, LOG_COLUMNS, start_step)
         log.info("round %d: %d scans, preset %s, %d steps (batch %d x %d rank(s)), lr %.3g, device %s%s",
                  round_index, len(scans), config.preset, total_steps, config.batch_size, context.world_size,
                  max_lr, device, ", AMP" if use_amp else "")
@@ -337,7 +352,7 @@ def train_round(
         losses.append(metrics["loss"])
         if context.is_main:
             elapsed = time.perf_counter() - started
-            _append_log(folder / LOG_FILE, [step + 1] + [f"{metrics[n]:.6f}" for n in names[:4]]
+            append_log(folder / LOG_FILE, [step + 1] + [f"{metrics[n]:.6f}" for n in names[:4]]
                         + [int(metrics["drop_kept"]), int(metrics["drop_dropped"]), batch.num_targets, f"{lr:.6g}",
                            f"{time.perf_counter() - step_start:.3f}", f"{elapsed:.1f}"])
             done = step + 1 - start_step
@@ -366,23 +381,6 @@ def _check_same_config(state: dict[str, Any], config: SelfTrainConfig, source: P
     if saved != config.to_dict():
         changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
         raise InputError(source, f"checkpoint was made with another configuration (differs in: {', '.join(changed)})")
-
-
-def _prepare_log(path: Path, start_step: int) -> None:
-    """Create the CSV log, or on resume drop rows past the checkpoint (those steps are redone)."""
-    if start_step == 0 or not path.is_file():
-        with open(path, "w", newline="") as handle:
-            csv.writer(handle).writerow(LOG_COLUMNS)
-        return
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= start_step]
-    atomic_write_text(path, "".join(",".join(row) + "\n" for row in kept))
-
-
-def _append_log(path: Path, row: list[Any]) -> None:
-    with open(path, "a", newline="") as handle:
-        csv.writer(handle).writerow(row)
 
 
 # ---------------------------------------------------------------------------------------------- densify
