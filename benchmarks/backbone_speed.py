@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from memory import status_kib
 
 from unscene3d.io.scan import load_scan
 from unscene3d.model.backbone import build_backbone, sparse_input
@@ -30,13 +31,6 @@ from unscene3d.voxelize import scene_point_features, voxelize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCAN = REPO_ROOT.parent / "shared" / "data" / "scannet" / "scene0000_00"
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def run_phase(args: argparse.Namespace) -> dict:
@@ -64,7 +58,7 @@ def run_phase(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    baseline_kib = _status_kib("VmRSS")
+    baseline_kib = status_kib("VmRSS")
     run()  # warm-up: spconv builds its index tables and kernels on first use
     times = []
     for _ in range(args.repeats):
@@ -76,7 +70,7 @@ def run_phase(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
     else:
-        peak_mib = (_status_kib("VmHWM") - baseline_kib) / 1024
+        peak_mib = (status_kib("VmHWM") - baseline_kib) / 1024
     return {
         "scene": scene.name, "vertices": int(scene.vertices.shape[0]), "voxels": voxels.num_voxels,
         "voxel_size": config.voxel_size, "voxelize_s": voxelize_seconds, "device": str(device),

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from memory import status_kib
 
 from unscene3d.io.scan import load_scan
 from unscene3d.model.mask3d import build_mask3d
@@ -29,13 +30,6 @@ from unscene3d.train.selftrain import preset_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCAN = REPO_ROOT.parent / "shared" / "data" / "scannet" / "scene0000_00"
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _timed(function):
@@ -63,7 +57,7 @@ def main() -> None:
     else:
         config = preset_config(args.preset)
         predictor = Predictor(build_mask3d(config.model, seed=0).to(device).eval(), config)
-    baseline_kib = _status_kib("VmRSS")
+    baseline_kib = status_kib("VmRSS")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -90,8 +84,8 @@ def main() -> None:
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
     else:
-        print(f"peak memory above scan + model: {(_status_kib('VmHWM') - baseline_kib) / 1024:.0f} MiB "
-              f"(process peak {_status_kib('VmHWM') / 1024:.0f} MiB)")
+        print(f"peak memory above scan + model: {(status_kib('VmHWM') - baseline_kib) / 1024:.0f} MiB "
+              f"(process peak {status_kib('VmHWM') / 1024:.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -23,3 +23,23 @@ def scene0000_dir(shared_data: Path) -> Path:
     if not folder.is_dir():
         pytest.skip(f"ScanNet scene not found at {folder}")
     return folder
+
+
+def _with_torch_threads(count: int):
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors run fastest single-threaded, and other processes may be busy on the same cores."""
+    yield from _with_torch_threads(1)
+
+
+@pytest.fixture
+def two_torch_threads():
+    yield from _with_torch_threads(2)

@@ -22,13 +22,7 @@ SAMPLE_SIZES = (5, 10, 40, 100)
 NUM_QUERIES = 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Other processes may be busy on the same cores; tiny tensors are fastest single-threaded.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_input(voxels=(300, 200), segments=(10, 7), *, with_segments=True, points_per_voxel=1, seed=0):

@@ -27,13 +27,7 @@ from unscene3d.train.checkpoint import save_checkpoint
 from unscene3d.train.selftrain import SelfTrainConfig, self_train
 from unscene3d.visualize import label_colors
 
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")

@@ -37,12 +37,7 @@ from unscene3d.train.selftrain_data import load_training_scans, make_training_sc
 EPOCHS = 12  # two scans, batch 2 -> one step per epoch
 
 
-@pytest.fixture(autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def tiny_config(**overrides) -> SelfTrainConfig:
