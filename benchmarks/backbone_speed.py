@@ -39,7 +39,7 @@ def run_phase(args: argparse.Namespace) -> dict:
     config = preset_config(args.preset).backbone
     scene = load_scan(args.scan, load_frames=False)
     start = time.perf_counter()
-    voxels = voxelize(scene.vertices, scene_point_features(scene, use_normals=config.use_normals), config.voxel_size)
+    voxels = voxelize(scene.vertices, scene_point_features(scene, config.input_channels), config.voxel_size)
     voxelize_seconds = time.perf_counter() - start
     batch = sparse_input([voxels], device)
     model = build_backbone(config, seed=0).to(device)

@@ -14,6 +14,7 @@ from unscene3d.model.losses import (
     LossConfig,
     binary_mask_iou,
     dice_loss,
+    drop_loss_keep,
     output_losses,
     set_criterion,
     sigmoid_bce,
@@ -108,7 +109,8 @@ def test_class_loss_weights_no_object_by_a_tenth():
 
 
 def _drop_case():
-    """Three disjoint targets; query i is built to match target i with IoU 0.5, 0.01 and 0."""
+    """Three disjoint targets; query i is built to match target i with IoU 0.5, 0.01 and 0 (query 2 predicts
+    one unit of target 0's area instead: another object, as DropLoss has in mind)."""
     targets = torch.zeros(3, 300, dtype=torch.bool)
     for t in range(3):
         targets[t, 100 * t:100 * (t + 1)] = True
@@ -117,6 +119,7 @@ def _drop_case():
     logits[1, 100] = 5.0
     logits[1, 101:200] = -0.5
     logits[2, 200:300] = -0.5
+    logits[2, 0] = 5.0
     return Prediction(torch.zeros(1, 3, 2), [logits]), [targets]
 
 
@@ -142,6 +145,14 @@ def test_droploss_drops_exactly_the_pairs_under_threshold():
     stricter = output_losses(prediction, targets, LossConfig(tau_drop=0.2))
     assert (stricter.kept, stricter.dropped) == (1, 2)
     assert float(stricter.bce) == pytest.approx(float(per_pair_bce[0]) / 3, rel=1e-6)
+
+
+def test_droploss_never_drops_an_empty_prediction():
+    prediction, targets = _drop_case()
+    prediction.mask_logits[0][2, 0] = -5.0  # query 2 now predicts nothing at all
+    terms = output_losses(prediction, targets, LossConfig(tau_drop=0.01))
+    assert (terms.kept, terms.dropped) == (3, 0)
+    assert drop_loss_keep(prediction.mask_logits[0], targets[0], 0.01).tolist() == [True, True, True]
 
 
 def test_droploss_is_on_by_default_with_tau_0_01():

@@ -24,7 +24,7 @@ from unscene3d.train.pretrain import (
     preset_config,
     pretrain,
 )
-from unscene3d.voxelize import voxelize
+from unscene3d.voxelize import InputChannels, voxelize
 
 TINY_BACKBONE = BackboneConfig(planes=(8, 8, 16, 16, 16, 8, 12, 12), layers=(1, 1, 1, 1, 1, 1, 1, 1),
                                init_dim=8, stem_kernel=3, out_channels=8)
@@ -100,6 +100,18 @@ def test_augmented_view_keeps_point_order_and_colour_range():
     d0 = np.linalg.norm(points[0] - points[1])
     d1 = np.linalg.norm(view[0] - view[1])
     assert 0.5 * d0 < d1 + 0.2 and d1 < 2.0 * d0 + 0.2
+
+
+def test_augmented_view_rotates_normals_and_keeps_the_occupancy_channel():
+    points = room(3).vertices
+    normals = np.tile(np.array([[1.0, 0.0, 0.0]], dtype=np.float32), (len(points), 1))
+    features = np.concatenate([normals, np.ones((len(points), 1), np.float32)], axis=1)
+    channels = InputChannels(use_color=False, use_normals=True)
+    _, out = augment_view(points, features, np.random.default_rng(2), AugmentConfig(), channels)
+    np.testing.assert_allclose(np.linalg.norm(out[:, :3], axis=1), 1.0, rtol=1e-5)  # rotated, not jittered
+    np.testing.assert_allclose(out[:, 2], 0.0, atol=1e-6)  # rotation about z keeps them horizontal
+    assert np.allclose(out[:, :3], out[0, :3]) and not np.allclose(out[0, :3], [1, 0, 0])
+    np.testing.assert_array_equal(out[:, 3], 1.0)
 
 
 def test_learning_rate_warmup_then_cosine():

@@ -51,6 +51,7 @@ def test_writes_benchmark_files_and_npz_and_skips_done_scans(scan_files, tmp_pat
     assert masks.params["modality"] == "handcrafted" and masks.params["ncut"]["tau"] == 0.6
     assert masks.params["oversegmentation"]["variant"] == "unscene3d"
     assert not (vertex_masks.sum(axis=0) > 1).any()  # masks do not overlap
+    assert masks.scan_path == scan_files[0].resolve()  # training finds the scan through it
 
     stamp = written[0].stat().st_mtime_ns
     run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions())

@@ -65,8 +65,8 @@ def write_scan_with_gt_pseudo_masks(folder: Path, seed: int) -> Path:
         if (share > 0.5).any():
             masks.append(share > 0.5)
     masks = np.array(masks)
-    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, labels, masks, np.ones(len(masks)), {}))
     path = folder / f"{scene.name}.ply"
+    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, labels, masks, np.ones(len(masks)), {}, path))
     write_ply(path, scene.vertices, scene.faces, scene.colors)
     return path
 
@@ -185,7 +185,23 @@ def test_a_run_folder_keeps_its_configuration(data, trained):
         self_train(pseudo, scans, trained[0], tiny_config(lr=1e-2))
 
 
-def test_pseudo_masks_without_their_scan_are_reported(data):
+def test_scans_come_from_the_pseudo_mask_files_unless_given(data, tmp_path):
     pseudo, scans = data
-    with pytest.raises(InputError, match="no scan named 'room1'"):
-        pair_scans(pseudo, scans[:1])
+    assert pair_scans(pseudo) == [(pseudo / "room0.npz", scans[0]), (pseudo / "room1.npz", scans[1])]
+    moved = tmp_path / "room1.ply"
+    shutil.copy(scans[1], moved)
+    assert pair_scans(pseudo, [moved])[1] == (pseudo / "room1.npz", moved)
+
+
+def test_pseudo_masks_without_their_scan_are_reported(data, tmp_path):
+    pseudo, scans = data
+    old = tmp_path / "old"
+    old.mkdir()
+    scan = make_training_scan(load_scan(scans[0]), pseudo / "room0.npz", tiny_config().model)
+    labels, masks = scan.segments, scan.pseudo_masks[:1]
+    write_pseudo_masks(old, PseudoMasks("room0", labels, masks, np.ones(1), {}))
+    with pytest.raises(InputError, match="no scan named 'room0'.*records none"):
+        pair_scans(old)
+    write_pseudo_masks(old, PseudoMasks("room0", labels, masks, np.ones(1), {}, tmp_path / "gone.ply"))
+    with pytest.raises(InputError, match="gone.ply, is gone"):
+        pair_scans(old)

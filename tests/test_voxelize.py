@@ -8,6 +8,7 @@ import pytest
 from unscene3d.errors import InputError
 from unscene3d.scene import Scene
 from unscene3d.voxelize import (
+    InputChannels,
     coarse_voxel_index,
     devoxelize,
     grid_origin,
@@ -73,11 +74,23 @@ def test_scene_features_colour_and_normals():
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64)
     colors = np.array([[0, 255, 128]] * 3, dtype=np.uint8)
     scene = Scene(name="tri", vertices=vertices, faces=np.array([[0, 1, 2]]), colors=colors)
-    features = scene_point_features(scene, use_normals=True)
+    features = scene_point_features(scene, InputChannels(use_normals=True))
     assert features.shape == (3, 6)
     np.testing.assert_allclose(features[0, :3], [-0.5, 0.5, 128 / 255 - 0.5], atol=1e-6)
     np.testing.assert_allclose(np.abs(features[:, 5]), 1.0, atol=1e-6)
     cloud = Scene(name="cloud", vertices=vertices, faces=np.zeros((0, 3), np.int64), colors=None)
     assert np.all(scene_point_features(cloud) == 0)
     with pytest.raises(InputError, match="no faces"):
-        scene_point_features(cloud, use_normals=True)
+        scene_point_features(cloud, InputChannels(use_normals=True))
+
+
+def test_geometry_only_input_is_a_constant_occupancy_channel_after_the_normals():
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64)
+    colors = np.array([[0, 255, 128]] * 3, dtype=np.uint8)
+    scene = Scene(name="tri", vertices=vertices, faces=np.array([[0, 1, 2]]), colors=colors)
+    channels = InputChannels(use_color=False, use_normals=True)
+    features = scene_point_features(scene, channels)
+    assert channels.count == 4 and channels.color is None and channels.normals == slice(0, 3)
+    np.testing.assert_allclose(np.abs(features[:, 2]), 1.0, atol=1e-6)  # the triangle's normal is +-z
+    np.testing.assert_array_equal(features[:, 3], 1.0)
+    assert np.array_equal(scene_point_features(scene, InputChannels(use_color=False)), np.ones((3, 1)))

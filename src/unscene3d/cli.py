@@ -153,12 +153,14 @@ def synthetic(
 def demo(
     output: Path = typer.Option(Path("demo_out"), "--output", "-o", help="Folder for the demo's results."),
     seed: int = typer.Option(0, help="Seed of the synthetic scene."),
+    run: Path = typer.Option(None, "--run", help="A self-training run (`unscene3d train`) whose model also segments "
+                                                  "the scene."),
 ) -> None:
     """Run the pipeline on a generated synthetic room with ground truth (no data needed)."""
     from unscene3d.demo import run_demo
 
     with _user_errors():
-        summary = run_demo(output, seed=seed)
+        summary = run_demo(output, seed=seed, run=run)
     typer.echo(summary)
 
 
@@ -245,8 +247,9 @@ def pseudo_masks(
 @app.command()
 def train(
     pseudo_dir: Path = typer.Argument(..., help="Pseudo-mask folder (<scene>.npz from `unscene3d pseudo-masks`)."),
-    scans: list[Path] = typer.Option(..., "--scans", help="The scans of those pseudo masks (files or folders; "
-                                     "matched by scene name). Repeat the option for several."),
+    scans: list[Path] = typer.Option(None, "--scans", help="Where the scans of those pseudo masks are now (files or "
+                                     "folders; matched by scene name; default: the paths recorded by "
+                                     "`pseudo-masks`). Repeat the option for several."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: config.json, round_k/ checkpoints and logs."),
     rounds: int = typer.Option(1, help="Self-training rounds (finished rounds of the run are skipped)."),
     preset: str = typer.Option(None, help="'cpu-small' (default for a new run) or 'paper'; a run keeps its own."),
@@ -269,7 +272,7 @@ def train(
         overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
         given = preset is not None or any(v is not None for v in overrides.values())
         config = preset_config(preset or "cpu-small", **overrides) if given else None
-        result = self_train(pseudo_dir, expand_scan_paths(scans), output, config, rounds=rounds, resume=resume,
+        result = self_train(pseudo_dir, expand_scan_paths(scans or []), output, config, rounds=rounds, resume=resume,
                             device=device)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")

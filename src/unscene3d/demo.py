@@ -5,9 +5,14 @@ It needs no data and no weights, so it is the first thing a new user runs. Resul
     scene.ply                       the synthetic scan (coloured mesh)
     gt/<scene>.txt                  its ground truth (benchmark convention)
     segments.segs.json / .ply       the mesh oversegmentation (ScanNet format / coloured by segment)
-    predictions/<baseline>/         each baseline's instances in the ScanNet benchmark format
-    <baseline>_instances.ply        the same, coloured by instance (grey = no instance)
-    evaluation.json                 class-agnostic AP / AP50 / AP25 of each baseline
+    predictions/<method>/           each method's instances in the ScanNet benchmark format
+    <method>_instances.ply          the same, coloured by instance (grey = no instance)
+    pseudo/<scene>.npz              UnScene3D pseudo masks (masked NCut on handcrafted segment features:
+                                    the demo has no pretrained weights), reusable by `unscene3d train`
+    evaluation.json                 class-agnostic AP / AP50 / AP25 of each method
+
+Methods: the two learning-free baselines, the pseudo masks, and -- given a self-training run
+(``run``) -- that model's predictions.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
 from unscene3d.evaluation import evaluate_scenes, format_table
 from unscene3d.io.atomic import atomic_write_text
@@ -24,14 +31,18 @@ from unscene3d.io.benchmark import export_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
 from unscene3d.io.segments import write_segs_json
 from unscene3d.oversegment import oversegment
+from unscene3d.predict import Predictor
+from unscene3d.pseudo.pipeline import PseudoMaskOptions, pseudo_masks_for_scene, write_pseudo_masks
+from unscene3d.scene import Scene
 from unscene3d.synthetic import make_synthetic_scene
 from unscene3d.visualize import label_colors, masks_to_labels
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(output: Path, *, seed: int = 0) -> str:
-    """Run the demo into ``output`` and return a printable summary."""
+def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
+    """Run the demo into ``output`` and return a printable summary; ``run`` adds a self-trained model's
+    predictions (a run folder, round folder or checkpoint of `unscene3d train`)."""
     output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
@@ -45,10 +56,15 @@ def run_demo(output: Path, *, seed: int = 0) -> str:
     write_ply(output / "segments.ply", scene.vertices, scene.faces, label_colors(segmentation.labels))
     log.info("oversegmentation: %d segments", segmentation.num_segments)
 
+    methods = [("felzenszwalb", felzenszwalb_instances), ("hdbscan", hdbscan_instances),
+               ("pseudo_masks", lambda scene: _pseudo_masks(scene, output / "pseudo"))]
+    if run is not None:
+        predictor = Predictor.load(run)  # load first: a bad run folder fails before the slow work
+        methods.append(("selftrained", lambda scene: _selftrained(predictor, scene)))
     figures = {}
     tables = []
-    for name, run in (("felzenszwalb", felzenszwalb_instances), ("hdbscan", hdbscan_instances)):
-        masks, scores = run(scene)
+    for name, method in methods:
+        masks, scores = method(scene)
         export_predictions(output / "predictions" / name, scene.name, masks, scores)
         instance_labels = masks_to_labels(masks, scores)
         write_ply(output / f"{name}_instances.ply", scene.vertices, scene.faces, label_colors(instance_labels))
@@ -64,3 +80,15 @@ def run_demo(output: Path, *, seed: int = 0) -> str:
         + tables
         + [f"results in {output} ({elapsed:.1f}s)"]
     )
+
+
+def _pseudo_masks(scene: Scene, out_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """UnScene3D's pseudo masks with handcrafted segment features, written as `pseudo-masks` would."""
+    masks = pseudo_masks_for_scene(scene, PseudoMaskOptions(modality="handcrafted"))
+    write_pseudo_masks(out_dir, masks)
+    return masks.vertex_masks(), masks.scores
+
+
+def _selftrained(predictor: Predictor, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    prediction = predictor.predict(scene)  # on the segments it was trained with (`segment_scene`)
+    return prediction.masks, prediction.scores

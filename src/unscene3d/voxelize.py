@@ -123,19 +123,55 @@ def _row_keys(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[: len(a)], keys[len(a):]
 
 
-def scene_point_features(scene: Scene, *, use_normals: bool = False) -> np.ndarray:
-    """Network input per vertex: colour ``rgb / 255 - 0.5`` (0 without colours), then normals if asked.
+@dataclass(frozen=True)
+class InputChannels:
+    """Where each kind of network input sits among a vertex's feature columns.
+
+    Colour ``rgb / 255 - 0.5`` (3 columns, zero for a scan without colour), then normals (3) if used.
+    A model without colour gets a constant occupancy column instead: an all-zero input would leave the
+    first convolution blind, while a constant lets it see the shape of the occupied neighbourhood.
+    """
+
+    use_color: bool = True
+    use_normals: bool = False
+
+    @property
+    def color(self) -> slice | None:
+        return slice(0, 3) if self.use_color else None
+
+    @property
+    def normals(self) -> slice | None:
+        if not self.use_normals:
+            return None
+        start = 3 if self.use_color else 0
+        return slice(start, start + 3)
+
+    @property
+    def count(self) -> int:
+        return 3 * self.use_color + 3 * self.use_normals + (not self.use_color)
+
+
+def scene_point_features(scene: Scene, channels: InputChannels = InputChannels()) -> np.ndarray:
+    """(N, channels.count) float32 network input per vertex (see :class:`InputChannels`).
 
     Raises:
         InputError: normals are requested for a scan that has neither normals nor faces.
     """
     num = scene.vertices.shape[0]
-    if scene.colors is not None:
-        colors = scene.colors.astype(np.float32) / 255.0 - 0.5
-    else:
-        colors = np.zeros((num, 3), dtype=np.float32)
-    if not use_normals:
-        return colors
+    columns = []
+    if channels.use_color:
+        if scene.colors is not None:
+            columns.append(scene.colors.astype(np.float32) / 255.0 - 0.5)
+        else:
+            columns.append(np.zeros((num, 3), dtype=np.float32))
+    if channels.use_normals:
+        columns.append(_scene_normals(scene))
+    if not channels.use_color:
+        columns.append(np.ones((num, 1), dtype=np.float32))
+    return np.concatenate(columns, axis=1)
+
+
+def _scene_normals(scene: Scene) -> np.ndarray:
     normals = scene.normals
     if normals is None:
         if scene.faces is None or len(scene.faces) == 0:
@@ -146,4 +182,4 @@ def scene_point_features(scene: Scene, *, use_normals: bool = False) -> np.ndarr
         from unscene3d.oversegment import compute_vertex_normals
 
         normals = compute_vertex_normals(scene.vertices, scene.faces)
-    return np.concatenate([colors, np.asarray(normals, dtype=np.float32)], axis=1)
+    return np.asarray(normals, dtype=np.float32)

@@ -69,7 +69,7 @@ def extract_vertex_features(
         raise InputError(scene.source or scene.name, "the scan has no vertices")
     run_device = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(run_device)
-    voxels = voxelize(scene.vertices, scene_point_features(scene, use_normals=config.use_normals), config.voxel_size)
+    voxels = voxelize(scene.vertices, scene_point_features(scene, config.input_channels), config.voxel_size)
     batch = sparse_input([voxels], run_device)
     was_training = model.training
     model.eval()

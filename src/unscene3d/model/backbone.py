@@ -26,7 +26,7 @@ from torch import nn
 
 from unscene3d.errors import InputError
 from unscene3d.model.sparse_backend import spconv_module
-from unscene3d.voxelize import ORIGIN_ALIGNMENT, Voxelization, grid_origin
+from unscene3d.voxelize import ORIGIN_ALIGNMENT, InputChannels, Voxelization, grid_origin
 
 ENCODER_STRIDES = (2, 4, 8, 16)
 DECODER_STRIDES = (8, 4, 2, 1)
@@ -42,6 +42,7 @@ class BackboneConfig:
     stem_kernel: int = 5
     out_channels: int = 32
     use_normals: bool = False
+    use_color: bool = True  # False: geometry only (a constant occupancy input channel instead)
     norm: str = "batch"
     bn_momentum: float = 0.02
     voxel_size: float = 0.02
@@ -55,8 +56,12 @@ class BackboneConfig:
             raise InputError(None, f"stem kernel must be odd, got {self.stem_kernel}")
 
     @property
+    def input_channels(self) -> InputChannels:
+        return InputChannels(use_color=self.use_color, use_normals=self.use_normals)
+
+    @property
     def in_channels(self) -> int:
-        return 6 if self.use_normals else 3
+        return self.input_channels.count
 
     @property
     def feature_dim(self) -> int:

@@ -7,7 +7,9 @@ For every decoder output (the final one and each auxiliary one, each matched on 
 - binary cross-entropy (mean over the mask units) and Dice of each matched pair, summed and divided by
   the number of target masks in the batch (Mask3D's normalisation);
 - DropLoss: a matched pair's mask terms count only if the IoU of its binarised prediction
-  (``logit > 0``) with its target is at least ``tau_drop``. Dropped pairs still count in the
+  (``logit > 0``) with its target is at least ``tau_drop``, or if the prediction is empty. DropLoss
+  spares a query that found an object the pseudo masks miss; an empty mask found nothing, and
+  dropping it would leave it empty for ever (early in training most masks are empty). Dropped pairs still count in the
   normaliser (their loss is dropped, not the others re-weighted) and their query stays foreground for
   the class term. UnScene3D's official code ships with DropLoss off; here it is on by default.
 
@@ -89,9 +91,12 @@ def binary_mask_iou(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.T
     return torch.where(union > 0, intersection / union.clamp(min=1), torch.zeros_like(union))
 
 
+@torch.no_grad()
 def drop_loss_keep(mask_logits: torch.Tensor, targets: torch.Tensor, tau_drop: float) -> torch.Tensor:
-    """(K,) bool: which matched pairs keep their mask losses under DropLoss (IoU >= tau_drop)."""
-    return binary_mask_iou(mask_logits, targets) >= tau_drop
+    """(K,) bool: which matched pairs keep their mask losses under DropLoss (IoU >= tau_drop, or an
+    empty predicted mask)."""
+    empty = ~(mask_logits > 0).any(1)
+    return (binary_mask_iou(mask_logits, targets) >= tau_drop) | empty
 
 
 def output_losses(

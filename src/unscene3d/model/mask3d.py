@@ -67,8 +67,8 @@ class ScanInput:
 
 
 def scan_input(scene: Scene, segments: np.ndarray | None, config: Mask3DConfig) -> ScanInput:
-    """Voxelise a scene with the model's input channels (colour, zero without; normals if configured)."""
-    features = scene_point_features(scene, use_normals=config.backbone.use_normals)
+    """Voxelise a scene with the model's input channels (:class:`unscene3d.voxelize.InputChannels`)."""
+    features = scene_point_features(scene, config.backbone.input_channels)
     voxels = voxelize(scene.vertices, features, config.backbone.voxel_size)
     if segments is not None:
         segments = np.asarray(segments, dtype=np.int64).reshape(-1)

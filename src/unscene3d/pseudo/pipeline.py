@@ -71,6 +71,7 @@ class PseudoMasks:
     segment_masks: np.ndarray  # (K, S) bool
     scores: np.ndarray  # (K,)
     params: dict
+    scan_path: Path | None = None  # the scan the masks were made from, so training can find it
 
     def vertex_masks(self) -> np.ndarray:
         """(K, N) bool masks over the vertices."""
@@ -127,7 +128,8 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMa
         "rejected": result.rejected,
         "eigenvalues": result.eigenvalues.tolist(),
     }
-    return PseudoMasks(scene.name, segmentation.labels, result.masks, result.scores(), params)
+    source = Path(scene.source).resolve() if scene.source is not None else None
+    return PseudoMasks(scene.name, segmentation.labels, result.masks, result.scores(), params, source)
 
 
 def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks) -> Path:
@@ -143,6 +145,7 @@ def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks) -> Path:
                 segment_masks=masks.segment_masks.astype(bool),
                 scores=masks.scores.astype(np.float64),
                 params=np.array(json.dumps(masks.params)),
+                scan_path=np.array("" if masks.scan_path is None else str(masks.scan_path)),
             )
     return path
 
@@ -156,11 +159,12 @@ def read_pseudo_masks(path: str | Path) -> PseudoMasks:
             masks = data["segment_masks"].astype(bool)
             scores = data["scores"].astype(np.float64)
             params = json.loads(str(data["params"]))
+            scan_path = str(data["scan_path"]) if "scan_path" in data.files else ""
     except (OSError, KeyError, ValueError) as error:
         raise InputError(path, f"not a pseudo-mask file: {error}") from None
     if masks.ndim != 2 or len(scores) != len(masks) or (len(labels) and labels.max() >= masks.shape[1]):
         raise InputError(path, "inconsistent pseudo-mask arrays")
-    return PseudoMasks(path.stem, labels, masks, scores, params)
+    return PseudoMasks(path.stem, labels, masks, scores, params, Path(scan_path) if scan_path else None)
 
 
 def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: int | None) -> tuple[str, int, float]:

@@ -14,6 +14,8 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import gaussian_filter
 
+from unscene3d.voxelize import InputChannels
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -79,12 +81,13 @@ def elastic_distortion(
 
 
 def augment_view(
-    points: np.ndarray, colors: np.ndarray, rng: np.random.Generator, config: AugmentConfig
+    points: np.ndarray, features: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
+    channels: InputChannels = InputChannels(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """One random view: rotation about z, scaling, flips, elastic distortion; colour jitter.
 
-    ``colors`` are the network's colour inputs (``rgb/255 - 0.5``; extra columns such as normals are
-    rotated with the points when there are six).
+    ``features`` are the network inputs laid out as ``channels`` says: colour (``rgb/255 - 0.5``) is
+    jittered, normals are rotated and flipped with the points, other columns are kept.
     """
     centred = points - points.mean(axis=0)
     rotation = rotation_z(rng.uniform(0.0, 2 * np.pi))
@@ -95,12 +98,14 @@ def augment_view(
     out = centred @ transform.T
     for granularity, magnitude in config.elastic:
         out = elastic_distortion(out, rng, granularity * scale, magnitude * scale)
-    features = np.array(colors, dtype=np.float32, copy=True)
-    rgb = features[:, :3]
+    features = np.array(features, dtype=np.float32, copy=True)
     contrast = 1.0 + rng.uniform(-config.color_contrast, config.color_contrast)
     shift = rng.uniform(-config.color_shift, config.color_shift, size=3)
-    rgb[:] = np.clip(rgb * contrast + shift + rng.normal(0.0, config.color_noise, rgb.shape), -0.5, 0.5)
-    if features.shape[1] == 6:
-        normal_transform = flip @ rotation
-        features[:, 3:] = features[:, 3:] @ normal_transform.T.astype(np.float32)
+    if channels.color is not None:
+        rgb = features[:, channels.color]
+        noise = rng.normal(0.0, config.color_noise, rgb.shape)
+        features[:, channels.color] = np.clip(rgb * contrast + shift + noise, -0.5, 0.5)
+    if channels.normals is not None:
+        normal_transform = (flip @ rotation).astype(np.float32)
+        features[:, channels.normals] = features[:, channels.normals] @ normal_transform.T
     return out, features

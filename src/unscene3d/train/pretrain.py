@@ -147,7 +147,7 @@ def prepare_scans(scenes: Sequence[Scene], config: PretrainConfig) -> list[Train
     for scene in scenes:
         if scene.vertices.shape[0] < 10:
             raise InputError(scene.source or scene.name, "too few points to train on")
-        features = scene_point_features(scene, use_normals=config.backbone.use_normals)
+        features = scene_point_features(scene, config.backbone.input_channels)
         scans.append(TrainingScan(scene.name, scene.vertices.astype(np.float64), features))
     return scans
 
@@ -184,7 +184,7 @@ def make_step_batch(
         points, features = scan.points[keep], scan.features[keep]
         vox = []
         for _ in range(2):
-            view_points, view_features = augment_view(points, features, rng, config.augment)
+            view_points, view_features = augment_view(points, features, rng, config.augment, config.backbone.input_channels)
             vox.append(voxelize(view_points, view_features, config.backbone.voxel_size))
         voxel_a, voxel_b, representatives = sample_matches(vox[0].inverse, vox[1].inverse, per_scan_pairs, rng)
         views_a.append(vox[0])

@@ -335,7 +335,7 @@ def train_round(
         for group in optimizer.param_groups:
             group["lr"] = lr
         rng = np.random.default_rng([config.seed, round_index, step, context.rank])
-        batch = make_step_batch(scans, config.batch_size, config.augment, config.model.backbone.voxel_size,
+        batch = make_step_batch(scans, config.batch_size, config.augment, config.model.backbone,
                                 config.min_target_points, rng)
         targets = [t.to(device) for t in batch.targets]
         num_masks = mean_over_ranks(torch.tensor(float(batch.num_targets)), context).item()
@@ -458,7 +458,8 @@ def self_train(
     device: str | torch.device | None = None,
     max_steps: int | None = None,
 ) -> SelfTrainResult:
-    """Train ``rounds`` rounds on the pseudo masks of ``pseudo_dir`` (scans paired by scene name).
+    """Train ``rounds`` rounds on the pseudo masks of ``pseudo_dir``; ``scan_paths`` may be empty (each
+    file's recorded scan is used) or name scans that replace them, matched by scene name.
 
     Finished rounds are skipped, so re-running with a larger ``rounds`` extends a run. An interrupted
     round continues only with ``resume``. ``max_steps`` caps the steps of each round trained in this

@@ -1,7 +1,8 @@
 """Training data of self-training: scans paired with their pseudo masks, and the augmented step batches.
 
 The pseudo-mask stage writes ``<PSEUDO_DIR>/<scene>.npz`` (segment index per vertex, masks over those
-segments) but not where the scan lives, so the scans are given separately and paired by scene name.
+segments, and the path of the scan it read); training pairs each file with a scan given by the user
+(matched by scene name) or, by default, with that recorded path.
 
 A step batch takes ``batch_size`` scans, crops each (optional), augments it (rotation, scale, flips,
 elastic distortion, colour jitter: :func:`unscene3d.train.augment.augment_view`), renumbers the
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from unscene3d.errors import InputError
+from unscene3d.model.backbone import BackboneConfig
 from unscene3d.model.mask3d import Mask3DConfig, ScanInput
 from unscene3d.pseudo.pipeline import read_pseudo_masks
 from unscene3d.scene import Scene
@@ -60,11 +62,13 @@ def pseudo_mask_files(pseudo_dir: str | Path) -> list[Path]:
     return files
 
 
-def pair_scans(pseudo_dir: str | Path, scan_paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
-    """(npz, scan path) pairs matched by scene name; every pseudo-mask file needs its scan.
+def pair_scans(pseudo_dir: str | Path, scan_paths: Sequence[str | Path] = ()) -> list[tuple[Path, Path]]:
+    """(npz, scan path) pairs: a scan given in ``scan_paths`` with the file's scene name, else the scan
+    path the pseudo-mask stage recorded in the file.
 
     Raises:
-        InputError: a pseudo-mask file without a scan, or two scans with one name.
+        InputError: a pseudo-mask file whose scan is neither given nor recorded (or recorded but gone),
+            or two given scans with one name.
     """
     from unscene3d.io.scan import scan_name
 
@@ -76,10 +80,18 @@ def pair_scans(pseudo_dir: str | Path, scan_paths: Sequence[str | Path]) -> list
         by_name[name] = path
     pairs = []
     for npz in pseudo_mask_files(pseudo_dir):
-        if npz.stem not in by_name:
-            raise InputError(npz, f"no scan named {npz.stem!r} among the --scans given")
-        pairs.append((npz, by_name[npz.stem]))
+        scan = by_name.get(npz.stem) or recorded_scan_path(npz)
+        if scan is None:
+            raise InputError(npz, f"no scan named {npz.stem!r} among the scans given, and the file records none")
+        if not scan.exists():
+            raise InputError(npz, f"the scan it was made from, {scan}, is gone; pass its new path with --scans")
+        pairs.append((npz, scan))
     return pairs
+
+
+def recorded_scan_path(npz: str | Path) -> Path | None:
+    """The scan a pseudo-mask file was made from (None for files that do not record it)."""
+    return read_pseudo_masks(npz).scan_path
 
 
 def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig) -> SelfTrainScan:
@@ -92,7 +104,7 @@ def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig) -> S
         name=scene.name,
         scene=scene,
         points=np.asarray(scene.vertices, dtype=np.float64),
-        features=scene_point_features(scene, use_normals=config.backbone.use_normals),
+        features=scene_point_features(scene, config.backbone.input_channels),
         has_color=scene.colors is not None,
         segments=pseudo.segment_labels.astype(np.int64),
         pseudo_masks=pseudo.segment_masks.astype(bool),
@@ -101,7 +113,7 @@ def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig) -> S
 
 
 def load_training_scans(pseudo_dir: str | Path, scan_paths: Sequence[str | Path], config: Mask3DConfig) -> list[SelfTrainScan]:
-    """Load every pseudo-mask file of ``pseudo_dir`` with its scan (matched by scene name)."""
+    """Load every pseudo-mask file of ``pseudo_dir`` with its scan (see :func:`pair_scans`)."""
     from unscene3d.io.scan import load_scan
 
     return [make_training_scan(load_scan(scan, load_frames=False), npz, config) for npz, scan in pair_scans(pseudo_dir, scan_paths)]
@@ -119,27 +131,29 @@ class StepBatch:
 
 
 def crop_sample(
-    scan: SelfTrainScan, rng: np.random.Generator, augment: AugmentConfig, voxel_size: float, min_target_points: int
+    scan: SelfTrainScan, rng: np.random.Generator, augment: AugmentConfig, backbone: BackboneConfig,
+    min_target_points: int,
 ) -> tuple[ScanInput, np.ndarray]:
     """One augmented crop of a scan -> (model input with compact crop segments, (T, S_crop) targets)."""
+    channels = backbone.input_channels
     keep = random_crop(scan.points, rng, augment.crop_size, augment.min_crop_points)
-    points, features = augment_view(scan.points[keep], scan.features[keep], rng, augment)
-    if not scan.has_color:
-        features[:, :3] = 0.0  # colour jitter must not invent colour the scan (and inference) lacks
+    points, features = augment_view(scan.points[keep], scan.features[keep], rng, augment, channels)
+    if not scan.has_color and channels.color is not None:
+        features[:, channels.color] = 0.0  # jitter must not invent colour the scan (and inference) lacks
     present, segments = np.unique(scan.segments[keep], return_inverse=True)
     segments = segments.reshape(-1)
     targets = scan.target_masks()[:, present]
     if len(targets):
         points_per_segment = np.bincount(segments, minlength=len(present))
         targets = targets[(targets * points_per_segment).sum(1) >= min_target_points]
-    return ScanInput(voxelize(points, features, voxel_size), segments), targets
+    return ScanInput(voxelize(points, features, backbone.voxel_size), segments), targets
 
 
 def make_step_batch(
     scans: Sequence[SelfTrainScan],
     batch_size: int,
     augment: AugmentConfig,
-    voxel_size: float,
+    backbone: BackboneConfig,
     min_target_points: int,
     rng: np.random.Generator,
 ) -> StepBatch:
@@ -148,7 +162,7 @@ def make_step_batch(
     inputs, targets, names = [], [], []
     for index in chosen:
         scan = scans[int(index)]
-        sample, target = crop_sample(scan, rng, augment, voxel_size, min_target_points)
+        sample, target = crop_sample(scan, rng, augment, backbone, min_target_points)
         inputs.append(sample)
         targets.append(torch.from_numpy(np.ascontiguousarray(target)))
         names.append(scan.name)
