@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -24,10 +25,23 @@ from unscene3d.pseudo.pipeline import PseudoMasks, segment_scene, write_pseudo_m
 from unscene3d.synthetic import make_synthetic_scene
 from unscene3d.train.augment import AugmentConfig
 from unscene3d.train.checkpoint import save_checkpoint
-from unscene3d.train.selftrain import SelfTrainConfig, self_train
+from unscene3d.train.selftrain import SelfTrainConfig, self_train, without_color
 from unscene3d.visualize import label_colors
 
 pytestmark = pytest.mark.usefixtures("two_torch_threads")
+
+
+def tiny_run_config(**overrides) -> SelfTrainConfig:
+    backbone = BackboneConfig(planes=(8, 8, 16, 16, 16, 8, 12, 12), layers=(1,) * 8, init_dim=8, stem_kernel=3,
+                              norm="instance")
+    decoder = DecoderConfig(level_channels=(16, 8, 12, 12), hidden_dim=16, num_heads=2, ffn_dim=32, num_queries=8,
+                            num_passes=1, sample_sizes=(20, 40, 80, 160))
+    values = dict(preset="test", model=Mask3DConfig(backbone, decoder), augment=AugmentConfig(crop_size=0, elastic=()),
+                  epochs=6, batch_size=1, lr=3e-3, drop_loss_warmup=1.0, checkpoint_every=6,
+                  # Six steps leave every mask probability under 0.5; a lower vote keeps masks, so the output
+                  # files have content to check.
+                  postprocess=PostprocessConfig(vote_threshold=0.3))
+    return SelfTrainConfig(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +56,7 @@ def run(tmp_path_factory) -> Path:
                                   minlength=segmentation.num_segments) > 0 for o in objects])
     write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, segmentation.labels, masks, np.ones(len(masks)), {}))
     write_ply(folder / "room2.ply", scene.vertices, scene.faces, scene.colors)
-    backbone = BackboneConfig(planes=(8, 8, 16, 16, 16, 8, 12, 12), layers=(1,) * 8, init_dim=8, stem_kernel=3,
-                              norm="instance")
-    decoder = DecoderConfig(level_channels=(16, 8, 12, 12), hidden_dim=16, num_heads=2, ffn_dim=32, num_queries=8,
-                            num_passes=1, sample_sizes=(20, 40, 80, 160))
-    config = SelfTrainConfig(preset="test", model=Mask3DConfig(backbone, decoder),
-                             augment=AugmentConfig(crop_size=0, elastic=()), epochs=6, batch_size=1, lr=3e-3,
-                             drop_loss_warmup=1.0, checkpoint_every=6,
-                             # Six steps leave every mask probability under 0.5; a lower vote keeps masks,
-                             # so the output files have content to check.
-                             postprocess=PostprocessConfig(vote_threshold=0.3))
+    config = tiny_run_config()
     self_train(folder / "pseudo", [folder / "room2.ply"], folder / "run", config)
     return folder / "run"
 
@@ -89,6 +94,24 @@ def test_predictor_is_deterministic_and_uses_the_runs_postprocessing(run, colour
     first, second = predictor.predict(scene), predictor.predict(scene)
     np.testing.assert_array_equal(first.masks, second.masks)
     assert len(first.scores) <= predictor.config.postprocess.top_k
+
+
+def test_a_colour_model_warns_on_a_colourless_scan_and_a_geometry_model_does_not(run, colourless_scan, tmp_path,
+                                                                                  caplog):
+    from unscene3d.io.scan import load_scan
+
+    scene = load_scan(colourless_scan)
+    with caplog.at_level(logging.WARNING, logger="unscene3d.predict"):
+        Predictor.load(run).predict(scene)
+    assert "trained with colour" in caplog.text
+    caplog.clear()
+    geometry_run = tmp_path / "geometry"
+    self_train(run.parent / "pseudo", [run.parent / "room2.ply"], geometry_run, without_color(tiny_run_config(epochs=2)))
+    predictor = Predictor.load(geometry_run)
+    assert predictor.config.model.backbone.in_channels == 1  # the occupancy channel
+    with caplog.at_level(logging.WARNING, logger="unscene3d.predict"):
+        prediction = predictor.predict(scene)
+    assert "trained with colour" not in caplog.text and prediction.masks.shape[1] == len(scene.vertices)
 
 
 def test_cli_predict(run, colourless_scan, tmp_path):

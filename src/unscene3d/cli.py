@@ -224,15 +224,19 @@ def pseudo_masks(
     encoder: str = typer.Option(None, help="2d/both: image encoder, a hub id (DINO ViT) or a local folder."),
     tau: float = typer.Option(None, help="Affinity threshold (default 0.55 3d, 0.65 both, 0.6 2d/handcrafted)."),
     frame_step: int = typer.Option(20, "--frame-step", help="2d/both: use every n-th of the scan's frames."),
+    isolate_masked: bool = typer.Option(False, "--isolate-masked", help="Cut only the segments not yet masked "
+                                        "(not the official rule; finds more masks when features are weak)."),
     workers: int = typer.Option(1, help="Scans processed in parallel (processes)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
 ) -> None:
     """Initial pseudo masks by masked normalized cuts over segment features (UnScene3D stage 1)."""
+    from unscene3d.pseudo.ncut import NCutConfig
     from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
 
     with _user_errors():
         options = PseudoMaskOptions(
+            ncut=NCutConfig(isolate_masked=isolate_masked),
             modality=modality,
             checkpoint=None if checkpoint is None else str(checkpoint),
             encoder=encoder,
@@ -258,6 +262,8 @@ def train(
     batch_size: int = typer.Option(None, "--batch-size", help="Scans per step and process."),
     lr: float = typer.Option(None, help="Round-1 peak learning rate (one-cycle)."),
     seed: int = typer.Option(None, help="Seed of weights and augmentations."),
+    no_color: bool = typer.Option(False, "--no-color", help="Geometry-only model: ignore vertex colours (for "
+                                  "scans without colour, or to segment such scans later)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted round from its latest checkpoint."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
 ) -> None:
@@ -266,12 +272,14 @@ def train(
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
     from unscene3d.io.scan import expand_scan_paths
-    from unscene3d.train.selftrain import preset_config, self_train
+    from unscene3d.train.selftrain import preset_config, self_train, without_color
 
     with _user_errors():
         overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
-        given = preset is not None or any(v is not None for v in overrides.values())
+        given = preset is not None or no_color or any(v is not None for v in overrides.values())
         config = preset_config(preset or "cpu-small", **overrides) if given else None
+        if no_color:
+            config = without_color(config)
         result = self_train(pseudo_dir, expand_scan_paths(scans or []), output, config, rounds=rounds, resume=resume,
                             device=device)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"

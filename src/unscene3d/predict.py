@@ -48,6 +48,10 @@ class Predictor:
 
     def predict(self, scene: Scene, segments: np.ndarray | None = None) -> InstancePrediction:
         """Instance masks over the scene's vertices; ``segments`` default to :func:`segment_scene`'s."""
+        if scene.colors is None and self.config.model.backbone.use_color:
+            log.warning("%s has no colours but the model was trained with colour: its colour input is zero, "
+                        "expect weaker masks (a model trained with `train --no-color` uses geometry only)",
+                        scene.source or scene.name)
         if segments is None:
             from unscene3d.pseudo.pipeline import segment_scene
 

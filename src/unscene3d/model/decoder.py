@@ -47,8 +47,6 @@ class DecoderConfig:
     # voxels (deterministic) to cap memory and time on large scans.
     eval_sample_sizes: tuple[int, ...] | None = None
     fourier_scale: float = 1.0
-    # Add a projection of each fine voxel's position encoding to the mask features (not in Mask3D).
-    mask_positions: bool = False
 
     def __post_init__(self) -> None:
         for sizes in (self.sample_sizes, self.eval_sample_sizes):
@@ -287,7 +285,6 @@ class QueryDecoder(nn.Module):
         dim = config.hidden_dim
         self.level_projections = nn.ModuleList(nn.Linear(c, dim) for c in config.level_channels)
         self.mask_features = nn.Linear(config.level_channels[-1], dim)
-        self.mask_position = nn.Linear(dim, dim) if config.mask_positions else None
         self.position_encoding = FourierEncoding(3, dim, config.fourier_scale)
         self.query_projection = _mlp(dim)
         self.cross_attention = nn.ModuleList(
@@ -335,8 +332,6 @@ class QueryDecoder(nn.Module):
         queries = torch.zeros_like(query_pos)
 
         mask_features = self.mask_features(inputs.features[-1].float())
-        if self.mask_position is not None:
-            mask_features = mask_features + self.mask_position(key_pos[-1])
         if layout.local_segment is not None:
             unit_features = _scatter_mean(
                 mask_features[layout.point_to_fine], inputs.point_segment, sum(layout.segment_counts)

@@ -24,6 +24,7 @@ class AugmentConfig:
 
     crop_size: float = 0.0
     min_crop_points: int = 500
+    rotate: bool = True  # a random rotation about the vertical axis
     scale_range: tuple[float, float] = (0.9, 1.1)
     flip_probability: float = 0.5
     elastic: tuple[tuple[float, float], ...] = ((0.2, 0.4), (0.8, 1.6))
@@ -90,7 +91,7 @@ def augment_view(
     jittered, normals are rotated and flipped with the points, other columns are kept.
     """
     centred = points - points.mean(axis=0)
-    rotation = rotation_z(rng.uniform(0.0, 2 * np.pi))
+    rotation = rotation_z(rng.uniform(0.0, 2 * np.pi) if config.rotate else 0.0)
     scale = rng.uniform(*config.scale_range)
     flips = np.where(rng.random(2) < config.flip_probability, -1.0, 1.0)
     flip = np.diag([flips[0], flips[1], 1.0])

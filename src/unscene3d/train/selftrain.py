@@ -172,6 +172,12 @@ def preset_config(name: str, **overrides: Any) -> SelfTrainConfig:
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def without_color(config: SelfTrainConfig) -> SelfTrainConfig:
+    """The same run for a geometry-only model (occupancy input channel instead of colour)."""
+    backbone = dataclasses.replace(config.model.backbone, use_color=False)
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, backbone=backbone))
+
+
 def one_cycle_lr(step: int, total_steps: int, max_lr: float, pct_start: float = 0.3,
                  div_factor: float = 25.0, final_div_factor: float = 1e4) -> float:
     """The learning rate of ``OneCycleLR`` (cosine annealing) at ``step`` (0-based) of ``total_steps``."""
