@@ -96,6 +96,19 @@ def test_predictor_is_deterministic_and_uses_the_runs_postprocessing(run, colour
     assert len(first.scores) <= predictor.config.postprocess.top_k
 
 
+def test_predictions_do_not_move_with_the_scan(run, colourless_scan):
+    from unscene3d.io.scan import load_scan
+
+    predictor = Predictor.load(run)
+    scene = load_scan(colourless_scan)
+    segments = segment_scene(scene).labels
+    before = predictor.predict(scene, segments)
+    scene.vertices = scene.vertices + np.array([0.005, -0.013, 2.0])  # not a whole number of voxels
+    after = predictor.predict(scene, segments)
+    np.testing.assert_array_equal(before.masks, after.masks)
+    np.testing.assert_allclose(before.scores, after.scores, rtol=1e-4)
+
+
 def test_a_colour_model_warns_on_a_colourless_scan_and_a_geometry_model_does_not(run, colourless_scan, tmp_path,
                                                                                   caplog):
     from unscene3d.io.scan import load_scan

@@ -149,7 +149,9 @@ def preset_config(name: str, **overrides: Any) -> SelfTrainConfig:
     ``cpu-small``: one residual block per stage at half the paper's widths (1.5 s per step of two 3 m
     crops on 2 cores, against 3 s at full width), instance norm (batch-norm running
     statistics are unreliable after a few hundred CPU steps), a 128-wide decoder with 2 passes and 50
-    queries, fewer sampled keys, 3 m crops; sized so rounds 1 + 2 on a few scans take minutes on 2 cores.
+    queries, fewer sampled keys, 3 m crops, 250 epochs then 50 per later round at lr 1e-3 / 2e-4: on four
+    scans, rounds 1 + 2 are 600 steps, under 30 minutes on 2 cores. (150 epochs were too few: the overfit
+    check needs about 250 whole-scan steps to fit a single room; see benchmarks/overfit_synthetic.py.)
     """
     if name == "paper":
         config = SelfTrainConfig(preset="paper")
@@ -164,7 +166,7 @@ def preset_config(name: str, **overrides: Any) -> SelfTrainConfig:
             model=Mask3DConfig(backbone, decoder),
             augment=AugmentConfig(crop_size=3.0, min_crop_points=2000, color_shift=0.05, color_contrast=0.1,
                                   elastic=((0.2, 0.4),)),
-            epochs=150, finetune_epochs=40, batch_size=2, lr=1e-3, finetune_lr=2e-4,
+            epochs=250, finetune_epochs=50, batch_size=2, lr=1e-3, finetune_lr=2e-4,
             checkpoint_every=50, log_every=10,
         )
     else:
