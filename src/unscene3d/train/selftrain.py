@@ -20,8 +20,9 @@ the newest model (which has learned the earlier additions and so proposes them a
 
 DropLoss (``tau_drop``) is on by default. It only switches on after ``drop_loss_warmup`` (a fraction of
 round 1's steps): a freshly initialised query matched to a target it does not overlap at all would
-otherwise have its mask loss dropped for ever, so the model could never learn that target. Fine-tuning
-rounds start from a trained model and use DropLoss from their first step.
+otherwise have its mask loss dropped for ever, so the model could never learn that target (empty
+predictions are never dropped either: :mod:`unscene3d.model.losses`). Fine-tuning rounds start from a
+trained model and use DropLoss from their first step.
 
 Learning rate: a one-cycle schedule (as ``torch.optim.lr_scheduler.OneCycleLR`` with cosine annealing:
 from lr/25 up to lr over the first 30% of steps, then down to lr/25e4), written as a pure function of
@@ -103,9 +104,10 @@ class SelfTrainConfig:
     finetune_lr: float = 2e-5
     weight_decay: float = 1e-4
     pct_start: float = 0.3  # one-cycle: fraction of steps spent warming up
-    # Round 1: fraction of steps before DropLoss switches on. Measured on tiny runs: switched on after
-    # 10% of 20 steps, the masks had collapsed to all-negative by then, every pair was dropped and the
-    # mask losses never came back; the one-cycle warm-up (30%) gives the masks time to form.
+    # Round 1: fraction of steps before DropLoss switches on. Measured on tiny runs (before empty masks
+    # were exempt): switched on after 10% of 20 steps, the masks had collapsed to all-negative by then,
+    # every pair was dropped and the mask losses never came back; the one-cycle warm-up (30%) gives the
+    # masks time to form.
     drop_loss_warmup: float = 0.3
     min_target_points: int = 20  # a target cut by a crop to fewer vertices is not learned in that step
     checkpoint_every: int = 500
