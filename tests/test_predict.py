@@ -96,7 +96,7 @@ def test_predictor_is_deterministic_and_uses_the_runs_postprocessing(run, colour
     assert len(first.scores) <= predictor.config.postprocess.top_k
 
 
-def test_predictions_do_not_move_with_the_scan(run, colourless_scan):
+def test_predictions_ignore_the_scans_position_and_how_segments_are_labelled(run, colourless_scan):
     from unscene3d.io.scan import load_scan
 
     predictor = Predictor.load(run)
@@ -107,6 +107,8 @@ def test_predictions_do_not_move_with_the_scan(run, colourless_scan):
     after = predictor.predict(scene, segments)
     np.testing.assert_array_equal(before.masks, after.masks)
     np.testing.assert_allclose(before.scores, after.scores, rtol=1e-4)
+    relabelled = predictor.predict(scene, segments * 7 + 1000)  # any segment labels, e.g. ScanNet's seg ids
+    np.testing.assert_array_equal(before.masks, relabelled.masks)
 
 
 def test_a_colour_model_warns_on_a_colourless_scan_and_a_geometry_model_does_not(run, colourless_scan, tmp_path,

@@ -79,6 +79,7 @@ def scan_input(scene: Scene, segments: np.ndarray | None, config: Mask3DConfig) 
         if segments.shape[0] != scene.vertices.shape[0]:
             raise InputError(scene.source or scene.name,
                              f"{segments.shape[0]} segment ids for {scene.vertices.shape[0]} vertices")
+        segments = np.unique(segments, return_inverse=True)[1].reshape(-1)  # any labels -> 0..S-1
     return ScanInput(voxels, segments)
 
 
