@@ -15,7 +15,7 @@ Everything is written under ``--work`` (default: a temporary folder); finished s
 re-run (pseudo masks and rounds resume as the commands do).
 
     python benchmarks/selftrain_scannet.py --checkpoint PRETRAIN_RUN/checkpoint [--rounds 2]
-        [--preset cpu-small] [--train-seeds 1 2 3] [--test-seeds 0 4] [--isolate-masked] [--no-drop-loss]
+        [--preset cpu-small] [--train-seeds 1 2 3] [--test-seeds 0 4] [--isolate-masked] [--no-drop-loss] [--epochs N]
         [--work DIR]
 """
 
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--test-seeds", type=int, nargs="*", default=[0, 4])
     parser.add_argument("--isolate-masked", action="store_true", help="NCutConfig.isolate_masked (not official)")
     parser.add_argument("--no-drop-loss", action="store_true", help="train without DropLoss")
+    parser.add_argument("--epochs", type=int, default=None, help="round-1 epochs (default: the preset's)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -89,7 +90,7 @@ def main() -> None:
     pseudo_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    config = preset_config(args.preset)
+    config = preset_config(args.preset, epochs=args.epochs)
     if args.no_drop_loss:
         config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, drop_loss=False))
     self_train(work / "pseudo", [], work / "run", config, rounds=args.rounds)
