@@ -16,7 +16,6 @@ of the official pipeline, and the four finest levels feed the self-training quer
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from unscene3d.errors import InputError
+from unscene3d.model.settings import settings_from_dict, settings_to_dict
 from unscene3d.model.sparse_backend import spconv_module
 from unscene3d.voxelize import ORIGIN_ALIGNMENT, InputChannels, Voxelization, grid_origin
 
@@ -70,17 +70,11 @@ class BackboneConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (tuples as lists)."""
-        data = dataclasses.asdict(self)
-        return {name: list(value) if isinstance(value, tuple) else value for name, value in data.items()}
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackboneConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InputError(None, f"unknown backbone settings: {sorted(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        return settings_from_dict(cls, data, "backbone")
 
 
 @dataclass

@@ -18,7 +18,6 @@ Batches hold scenes of different sizes: every per-voxel tensor concatenates the 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from unscene3d.errors import InputError
+from unscene3d.model.settings import settings_from_dict, settings_to_dict
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,12 @@ class DecoderConfig:
         return len(self.level_channels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+        """JSON-ready settings (tuples as lists)."""
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecoderConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InputError(None, f"unknown decoder settings: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return settings_from_dict(cls, data, "decoder")
 
 
 @dataclass
