@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 
 # Binarisation threshold per feature modality. Official: 0.55 for 3D features alone, 0.65 for 3D+2D
 # (paper configs); 0.6 is the default of the official NCut script, used here for 2D alone and for
-# the handcrafted descriptor, which have no official value of their own.
-DEFAULT_TAU = {"3d": 0.55, "both": 0.65, "2d": 0.6, "handcrafted": 0.6}
+# the no-weights descriptors, which have no official value of their own.
+DEFAULT_TAU = {"3d": 0.55, "both": 0.65, "2d": 0.6, "handcrafted": 0.6, "geometric": 0.6}
 SOLVERS = ("fast", "reference")
 # Fast solver: graphs up to this size are solved densely; Lanczos settings for larger ones.
 _DENSE_SIZE = 64
@@ -302,6 +302,7 @@ def masked_ncut(
     features: np.ndarray | Sequence[np.ndarray],
     adjacency: np.ndarray | scipy.sparse.spmatrix,
     config: NCutConfig | None = None,
+    excluded: np.ndarray | None = None,
 ) -> NCutResult:
     """Iterative masked normalized cut over segments.
 
@@ -310,6 +311,9 @@ def masked_ncut(
             are averaged).
         adjacency: (E, 2) pairs of adjacent segment indices (any order) or an (S, S) sparse matrix.
         config: constants (official defaults).
+        excluded: optional (S,) bool, segments masked out before the first cut, as if an earlier
+            cut had taken them (e.g. the floor, walls and ceiling; not official). They never join a
+            mask and do not count as earlier masks for the overlap rule.
     """
     config = config or NCutConfig()
     modalities = _as_modalities(features)
@@ -319,7 +323,8 @@ def masked_ncut(
     graph = _adjacency(adjacency, num_segments)
 
     similarities = [cosine_similarity(m) for m in modalities]
-    masked = np.zeros(num_segments, dtype=bool)  # official "painting": every segment cut so far
+    allowed = np.ones(num_segments, dtype=bool) if excluded is None else ~np.asarray(excluded, dtype=bool)
+    masked = ~allowed  # official "painting": every segment cut so far
     accepted = np.zeros(num_segments, dtype=bool)  # segments of accepted masks
     masks: list[np.ndarray] = []
     eigenvalues: list[float] = []
@@ -353,8 +358,9 @@ def masked_ncut(
             fraction = above[remaining].sum() / len(rows)
         if fraction > config.flip_fraction:
             above, v = v < v.mean() - tolerance, -v
-        foreground = above if config.masked_rejoin and not config.isolate_masked else above & remaining
-        candidates = np.arange(num_segments) if config.masked_rejoin and not config.isolate_masked else rows
+        rejoin = config.masked_rejoin and not config.isolate_masked
+        foreground = (above & allowed) if rejoin else above & remaining
+        candidates = np.flatnonzero(allowed) if rejoin else rows
         candidate_values = v[candidates]
         seed = int(candidates[np.flatnonzero(candidate_values >= candidate_values.max() - tolerance)[0]])
         if not foreground[seed]:
