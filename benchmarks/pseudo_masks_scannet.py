@@ -1,17 +1,24 @@
-"""Quality of the pseudo masks alone: AP / AP50 / AP25 on scene0000_00 and on synthetic rooms.
+"""Quality and speed of the pseudo masks alone, one row per variant, on scene0000_00 and synthetic rooms.
 
-For each modality that can run here, the masked NCut pseudo masks (official defaults, no tuning)
-are scored with the ScanNet class-agnostic procedure against the scene's ground truth:
+Variants (cumulative, as in docs/benchmarks.md "Pseudo masks"):
 
-- ``handcrafted`` always;
-- ``3d`` when ``--checkpoint`` names a pretrained backbone (the backbone issue's ``pretrain``);
-- ``2d`` / ``both`` when ``--encoder`` names real encoder weights (a DINO hub id or local folder;
-  nothing is downloaded unless the id is given and the cache or network has it).
+- ``official``: the paper's masked NCut on the fully connected cosine graph of the handcrafted
+  descriptor, masks ranked by cut order (what `--modality handcrafted --ncut official
+  --no-structure` writes; bit-identical to the official rules);
+- ``+ structure``: floor, walls and ceiling masked out before the first cut;
+- ``+ descriptors``: the geometric descriptors instead of the handcrafted ones;
+- ``+ spatial affinity``: recursive cuts over touching segments, masks scored by objectness;
+- ``auto (default)``: `unscene3d pseudo-masks SCAN -o OUT` with no flags.
 
-Synthetic rooms (``make_synthetic_scene``, seeds ``--seeds``) give handcrafted AP50 with known
-ground truth (they have no real frames, so 2D needs ``--encoder`` and renders frames).
+Further rows: the spatial graph with descriptor distances instead of colour, the `--isolate-masked`
+official loop, the Felzenszwalb source (Table 8) and, for reference, the Felzenszwalb baseline.
+``--checkpoint`` adds the 3D modality under both cuts.
 
-    python benchmarks/pseudo_masks_scannet.py [--checkpoint RUN] [--encoder ID] [--seeds 0 1 2 3 4] [--isolate-masked]
+Columns: AP / AP50 / AP25 (%, ScanNet class-agnostic protocol), the number of masks, the masks'
+precision (the share of masks with IoU >= 0.5 to a ground-truth object, among the masks not lying
+mostly on void) and seconds per scan (from loaded scan to masks; no model inference here).
+
+    python benchmarks/pseudo_masks_scannet.py [--seeds 0 ... 9] [--checkpoint RUN/checkpoint]
 """
 
 from __future__ import annotations
@@ -20,69 +27,105 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
+from unscene3d.baselines import felzenszwalb_instances
 from unscene3d.evaluation import evaluate_scenes
+from unscene3d.evaluation.matching import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS
+from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.pseudo.ncut import NCutConfig
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, pseudo_masks_for_scene
 
 SCENE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scannet" / "scene0000_00"
 
 
-def score(scenes, options: PseudoMaskOptions) -> tuple[dict, int, float]:
-    start = time.perf_counter()
-    items, count = [], 0
+def variants(checkpoint: str | None) -> list[tuple[str, PseudoMaskOptions | str]]:
+    rows: list[tuple[str, PseudoMaskOptions | str]] = [
+        ("official", PseudoMaskOptions(modality="handcrafted", cut="official", structure=False)),
+        ("+ structure", PseudoMaskOptions(modality="handcrafted", cut="official")),
+        ("+ descriptors", PseudoMaskOptions(modality="geometric", cut="official")),
+        ("+ spatial affinity", PseudoMaskOptions(modality="geometric", cut="spatial")),
+        ("auto (default)", PseudoMaskOptions()),
+        ("spatial, descriptor distances", PseudoMaskOptions(
+            modality="geometric", graph=GraphConfig(feature_scale=4.0, feature_source="features"))),
+        ("spatial, no structure", PseudoMaskOptions(structure=False)),
+        ("official + isolate_masked", PseudoMaskOptions(
+            modality="handcrafted", cut="official", structure=False, ncut=NCutConfig(isolate_masked=True))),
+        ("felzenszwalb source (Table 8)", PseudoMaskOptions(source="felzenszwalb")),
+        ("felzenszwalb baseline (k 0.05, min 500)", "baseline"),
+    ]
+    if checkpoint:
+        rows += [
+            ("3d, official", PseudoMaskOptions(modality="3d", checkpoint=checkpoint, cut="official", structure=False)),
+            ("3d, spatial + structure", PseudoMaskOptions(modality="3d", checkpoint=checkpoint)),
+        ]
+    return rows
+
+
+def mask_precision(masks: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
+    """(masks with IoU >= 0.5 to a foreground object, masks not lying mostly on void)."""
+    foreground = np.isin(gt // 1000, SCANNET_BENCHMARK_CLASS_IDS) & (gt % 1000 != 0)
+    instances = [gt == i for i in np.unique(gt[foreground]) if (gt == i).sum() >= MIN_REGION_SIZE]
+    hits = counted = 0
+    for mask in masks:
+        if mask.sum() < MIN_REGION_SIZE or (mask & ~foreground).sum() > 0.5 * mask.sum():
+            continue
+        counted += 1
+        best = max(((mask & g).sum() / (mask | g).sum() for g in instances), default=0.0)
+        hits += best >= 0.5
+    return hits, counted
+
+
+def run(scenes, variant: PseudoMaskOptions | str) -> dict:
+    items, seconds, hits, counted, count = [], [], 0, 0, 0
     for scene in scenes:
-        result = pseudo_masks_for_scene(scene, options)
-        count += len(result.scores)
-        items.append((scene.name, result.vertex_masks(), result.scores, scene.gt))
-    return evaluate_scenes(items).overall, count, time.perf_counter() - start
+        start = time.perf_counter()
+        if variant == "baseline":
+            masks, scores = felzenszwalb_instances(scene)
+        else:
+            result = pseudo_masks_for_scene(scene, variant)
+            masks, scores = result.vertex_masks(), result.scores
+        seconds.append(time.perf_counter() - start)
+        h, c = mask_precision(masks, scene.gt)
+        hits, counted, count = hits + h, counted + c, count + len(masks)
+        items.append((scene.name, masks, scores, scene.gt))
+    figures = evaluate_scenes(items).overall
+    return {**figures, "masks": count, "precision": hits / max(counted, 1), "seconds": float(np.median(seconds))}
 
 
-def row(label: str, figures: dict, count: int, seconds: float) -> str:
-    return (f"{label:<34} AP {100 * figures['AP']:5.1f}  AP50 {100 * figures['AP50']:5.1f}  "
-            f"AP25 {100 * figures['AP25']:5.1f}  masks {count:3d}  {seconds:6.1f}s")
+def row(label: str, figures: dict) -> str:
+    return (f"| {label:<40} | {100 * figures['AP']:5.1f} | {100 * figures['AP50']:5.1f} | {100 * figures['AP25']:5.1f}"
+            f" | {figures['masks']:4d} | {100 * figures['precision']:5.1f} | {figures['seconds']:5.2f} |")
+
+
+def table(title: str, scenes, rows) -> None:
+    print(f"\n{title}\n")
+    print(f"| {'variant':<40} |    AP |  AP50 |  AP25 | masks | prec. | s/scan |")
+    print(f"|{'-' * 42}|------:|------:|------:|------:|------:|-------:|")
+    for label, variant in rows:
+        print(row(label, run(scenes, variant)), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="pretrained backbone checkpoint for the 3d modality")
-    parser.add_argument("--encoder", help="image encoder (hub id or folder) for 2d / both")
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--frame-step", type=int, default=1, help="2d: every n-th frame (scene0000 ships 3)")
-    parser.add_argument("--isolate-masked", action="store_true", help="NCutConfig.isolate_masked (not official)")
+    parser.add_argument("--checkpoint", help="pretrained backbone checkpoint: adds the 3d modality")
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(range(10)), help="synthetic rooms to score")
+    parser.add_argument("--only", nargs="*", help="variant labels to run (default: all)")
     args = parser.parse_args()
-    ncut = NCutConfig(isolate_masked=args.isolate_masked)
-
-    modalities = ["handcrafted"]
-    if args.checkpoint:
-        modalities.append("3d")
-    if args.encoder:
-        modalities.append("2d")
-    if args.checkpoint and args.encoder:
-        modalities.append("both")
+    rows = [(label, v) for label, v in variants(args.checkpoint) if not args.only or label in args.only]
 
     if SCENE.is_dir():
         from unscene3d.io.scan import load_scan
 
-        scene = load_scan(SCENE)
-        print(f"{scene.name}: {scene.num_vertices} vertices, {len(scene.frames)} frames")
-        for modality in modalities:
-            options = PseudoMaskOptions(
-                modality=modality, checkpoint=args.checkpoint, encoder=args.encoder,
-                frame_step=args.frame_step, ncut=ncut,
-            )
-            print(row(f"scene0000_00 {modality}", *score([scene], options)))
+        scene = load_scan(SCENE, load_frames=False)
+        table(f"scene0000_00 ({scene.num_vertices} vertices)", [scene], rows)
     else:
         print(f"{SCENE} not found: real-scene figures skipped")
-
     if args.seeds:
         from unscene3d.synthetic import make_synthetic_scene
 
-        rooms = [make_synthetic_scene(seed, with_frames=bool(args.encoder)) for seed in args.seeds]
-        for modality in modalities:
-            options = PseudoMaskOptions(modality=modality, checkpoint=args.checkpoint, encoder=args.encoder, ncut=ncut)
-            print(row(f"synthetic seeds {args.seeds} {modality}", *score(rooms, options)))
-            for room in rooms:
-                print(row(f"  {room.name} {modality}", *score([room], options)))
+        rooms = [make_synthetic_scene(seed) for seed in args.seeds]
+        table(f"synthetic rooms, seeds {args.seeds[0]}-{args.seeds[-1]} ({len(rooms)} rooms)", rooms, rows)
 
 
 if __name__ == "__main__":

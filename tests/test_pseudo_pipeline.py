@@ -48,15 +48,18 @@ def test_writes_benchmark_files_and_npz_and_skips_done_scans(scan_files, tmp_pat
     bench_masks, _, bench_scores = read_predictions(out, "room0", len(masks.segment_labels))
     np.testing.assert_array_equal(bench_masks, vertex_masks)
     np.testing.assert_allclose(bench_scores, masks.scores)
-    assert masks.params["modality"] == "handcrafted" and masks.params["ncut"]["tau"] == 0.6
+    # the default: no weights given, so geometric descriptors, structure left out, spatial cuts
+    assert masks.params["modality"] == "geometric" and masks.params["cut"] == "spatial"
+    assert masks.params["structure"]["floor"] >= 1 and masks.params["structure"]["wall"] >= 1
     assert masks.params["oversegmentation"]["variant"] == "unscene3d"
+    assert len(masks.scores) <= 20 and np.all(np.diff(masks.scores) <= 0)  # ranked by objectness
     assert not (vertex_masks.sum(axis=0) > 1).any()  # masks do not overlap
     assert masks.scan_path == scan_files[0].resolve()  # training finds the scan through it
 
     stamp = written[0].stat().st_mtime_ns
     run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions())
     assert written[0].stat().st_mtime_ns == stamp  # done: skipped
-    run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions(tau=0.7), force=True)
+    run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions(tau=0.7, cut="official"), force=True)
     assert read_pseudo_masks(written[0]).params["ncut"]["tau"] == 0.7
 
 
@@ -80,15 +83,82 @@ def test_3d_modality_uses_the_backbone_features(monkeypatch) -> None:
         return np.eye(instance.max() + 1, dtype=np.float32)[instance]
 
     monkeypatch.setattr(features3d, "extract_vertex_features", fake_features)
-    result = pseudo_masks_for_scene(scene, PseudoMaskOptions(modality="3d", checkpoint="ckpt"))
-    assert calls == ["ckpt"] and result.params["ncut"]["tau"] == 0.55
-    masks = result.vertex_masks()
-    assert len(masks) >= 3
-    # segments of one instance share a feature, so a cut never splits an instance (segments straddling
-    # two instances aside): each instance is almost all inside one mask or almost all outside
-    for instance in np.unique(scene.gt):
-        inside = masks[:, scene.gt == instance].mean(axis=1)
+    official = pseudo_masks_for_scene(
+        scene, PseudoMaskOptions(modality="3d", checkpoint="ckpt", cut="official", structure=False)
+    )
+    assert calls == ["ckpt"] and official.params["ncut"]["tau"] == 0.55
+    spatial = pseudo_masks_for_scene(scene, PseudoMaskOptions(modality="auto", checkpoint="ckpt"))
+    assert spatial.params["modality"] == "3d" and spatial.params["graph"]["feature_distance"] == "cosine"
+    # segments of one instance share a feature, so a cut never splits an instance between two masks
+    # (segments straddling two instances aside; with structure left out, an object lying in a wall's
+    # plane may lose its part there)
+    for result in (official, spatial):
+        masks = result.vertex_masks()
+        assert len(masks) >= 3
+        for instance in np.unique(scene.gt):
+            inside = np.sort(masks[:, scene.gt == instance].mean(axis=1))
+            assert inside[-2] < 0.15
+    for instance in np.unique(scene.gt):  # official, no structure: all of an instance or none of it
+        inside = official.vertex_masks()[:, scene.gt == instance].mean(axis=1)
         assert inside.max() > 0.85 or inside.sum() < 0.15
+
+
+def test_official_cut_without_structure_is_the_official_masked_ncut() -> None:
+    from unscene3d.features.handcrafted import handcrafted_segment_features
+    from unscene3d.pseudo.ncut import NCutConfig, masked_ncut
+    from unscene3d.pseudo.pipeline import segment_scene
+
+    scene = small_scene(2)
+    result = pseudo_masks_for_scene(scene, PseudoMaskOptions(modality="handcrafted", cut="official", structure=False))
+    segmentation = segment_scene(scene)
+    features = handcrafted_segment_features(scene, segmentation.labels, segmentation.num_segments,
+                                            segmentation.adjacency)
+    expected = masked_ncut(features, segmentation.adjacency, NCutConfig(tau=0.6))
+    np.testing.assert_array_equal(result.segment_masks, expected.masks)
+    np.testing.assert_array_equal(result.scores, expected.scores())
+    assert result.params["structure"] is None
+
+
+def test_structure_is_never_part_of_a_mask() -> None:
+    scene = small_scene(3)
+    for cut in ("spatial", "official"):
+        result = pseudo_masks_for_scene(scene, PseudoMaskOptions(cut=cut))
+        kinds = result.params["structure"]
+        assert kinds["floor"] >= 1 and kinds["wall"] >= 4
+    from unscene3d.features.geometric import segment_geometry
+    from unscene3d.pseudo.pipeline import segment_scene
+    from unscene3d.pseudo.structure import detect_structure
+
+    segmentation = segment_scene(scene)
+    structure = detect_structure(scene.vertices, segment_geometry(scene, segmentation.labels,
+                                                                  segmentation.num_segments))
+    for cut in ("spatial", "official"):
+        result = pseudo_masks_for_scene(scene, PseudoMaskOptions(cut=cut))
+        assert not (result.segment_masks & structure.is_structure).any()
+
+
+def test_auto_modality_picks_the_best_available_features() -> None:
+    scene = small_scene(0)
+    assert PseudoMaskOptions().resolved_modality(scene) == "geometric"
+    assert PseudoMaskOptions(checkpoint="c").resolved_modality(scene) == "3d"
+    assert PseudoMaskOptions(encoder="e").resolved_modality(scene) == "geometric"  # no frames: warned, skipped
+    scene.frames = [object()]  # only their presence matters here
+    assert PseudoMaskOptions(encoder="e").resolved_modality(scene) == "2d"
+    assert PseudoMaskOptions(encoder="e", checkpoint="c").resolved_modality(scene) == "both"
+    assert PseudoMaskOptions(modality="handcrafted", checkpoint="c").resolved_modality(scene) == "handcrafted"
+
+
+def test_felzenszwalb_source_takes_coarse_segments_as_masks() -> None:
+    from unscene3d.oversegment import oversegment
+
+    scene = small_scene(1)
+    result = pseudo_masks_for_scene(scene, PseudoMaskOptions(source="felzenszwalb"))
+    coarse = oversegment(scene.vertices, scene.faces, scene.colors, variant="scannet", k_thresh=0.05, min_verts=500)
+    np.testing.assert_array_equal(result.segment_labels, coarse.labels)
+    sizes = result.vertex_masks().sum(axis=1)
+    assert (result.segment_masks.sum(axis=1) == 1).all() and (sizes >= 100).all()
+    np.testing.assert_allclose(result.scores, sizes / scene.num_vertices)
+    assert np.all(np.diff(result.scores) <= 0)
 
 
 def test_bad_inputs(scan_files, tmp_path, caplog) -> None:

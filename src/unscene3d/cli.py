@@ -219,18 +219,25 @@ def features3d(
 def pseudo_masks(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files and <scene>.npz."),
-    modality: str = typer.Option("handcrafted", help="Segment features: handcrafted, 3d, 2d or both."),
+    modality: str = typer.Option("auto", help="Segment features: auto (best available: 2d with --encoder and "
+                                 "frames, 3d with --checkpoint, else geometric), geometric, handcrafted, 3d, 2d, both."),
     checkpoint: Path = typer.Option(None, help="3d/both: pretrained backbone checkpoint."),
     encoder: str = typer.Option(None, help="2d/both: image encoder, a hub id (DINO ViT) or a local folder."),
-    tau: float = typer.Option(None, help="Affinity threshold (default 0.55 3d, 0.65 both, 0.6 2d/handcrafted)."),
+    ncut: str = typer.Option("spatial", "--ncut", help="spatial: recursive cuts over touching segments, masks scored "
+                             "by objectness; official: the paper's masked NCut on the full cosine graph."),
+    structure: bool = typer.Option(True, "--structure/--no-structure", help="Keep floor, walls and ceiling out of "
+                                   "the cuts (--ncut official --no-structure is the official algorithm)."),
+    source: str = typer.Option("ncut", help="ncut, or felzenszwalb: coarse Felzenszwalb segments as pseudo masks "
+                               "(the paper's Table 8 ablation)."),
+    tau: float = typer.Option(None, help="official: affinity threshold (default 0.55 3d, 0.65 both, 0.6 others)."),
     frame_step: int = typer.Option(20, "--frame-step", help="2d/both: use every n-th of the scan's frames."),
-    isolate_masked: bool = typer.Option(False, "--isolate-masked", help="Cut only the segments not yet masked "
-                                        "(not the official rule; finds more masks when features are weak)."),
+    isolate_masked: bool = typer.Option(False, "--isolate-masked", help="official: cut only the segments not yet "
+                                        "masked (not the official rule; finds more masks when features are weak)."),
     workers: int = typer.Option(1, help="Scans processed in parallel (processes)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
 ) -> None:
-    """Initial pseudo masks by masked normalized cuts over segment features (UnScene3D stage 1)."""
+    """Initial pseudo masks: segment features, scene structure and normalized cuts (UnScene3D stage 1)."""
     from unscene3d.pseudo.ncut import NCutConfig
     from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
 
@@ -243,6 +250,9 @@ def pseudo_masks(
             tau=tau,
             device=device,
             frame_step=frame_step,
+            cut=ncut,
+            structure=structure,
+            source=source,
         )
         written = run_pseudo_masks(scans, output, options, workers=workers, force=force)
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")

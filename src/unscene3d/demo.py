@@ -7,8 +7,8 @@ It needs no data and no weights, so it is the first thing a new user runs. Resul
     segments.segs.json / .ply       the mesh oversegmentation (ScanNet format / coloured by segment)
     predictions/<method>/           each method's instances in the ScanNet benchmark format
     <method>_instances.ply          the same, coloured by instance (grey = no instance)
-    pseudo/<scene>.npz              UnScene3D pseudo masks (masked NCut on handcrafted segment features:
-                                    the demo has no pretrained weights), reusable by `unscene3d train`
+    pseudo/<scene>.npz              UnScene3D pseudo masks (the no-weights defaults: geometric segment
+                                    descriptors, structure left out, spatial cuts), reusable by `unscene3d train`
     evaluation.json                 class-agnostic AP / AP50 / AP25 of each method
 
 Methods: the two learning-free baselines, the pseudo masks, and -- given a self-training run
@@ -83,8 +83,8 @@ def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
 
 
 def _pseudo_masks(scene: Scene, out_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """UnScene3D's pseudo masks with handcrafted segment features, written as `pseudo-masks` would."""
-    masks = pseudo_masks_for_scene(scene, PseudoMaskOptions(modality="handcrafted"))
+    """UnScene3D's pseudo masks with the default (no-weights) options, written as `pseudo-masks` would."""
+    masks = pseudo_masks_for_scene(scene, PseudoMaskOptions())
     write_pseudo_masks(out_dir, masks)
     return masks.vertex_masks(), masks.scores
 

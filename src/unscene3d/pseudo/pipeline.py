@@ -1,11 +1,23 @@
-"""Pseudo masks for scans: oversegment, pool segment features, masked NCut, write the results.
+"""Pseudo masks for scans: oversegment, describe segments, cut the segment graph, write the results.
 
 Per scan ``<out>/<scene>.txt`` + ``<out>/pred_mask/`` (the benchmark format, for evaluation and
 viewing) and ``<out>/<scene>.npz`` (what self-training reads: per-vertex segment index, masks over
 segments, scores, parameters). The ``.npz`` is written last and marks a scan as done.
 
-Scores: masks in discovery order get ``(K - i) / K`` (the first cut finds the most separable
-object; NCut gives no calibrated confidence, and the self-training stage keeps every initial mask).
+What is computed (:class:`PseudoMaskOptions`; docs/benchmarks.md, "Pseudo masks", measures each):
+
+- features (``modality``): ``geometric`` (no weights: :mod:`unscene3d.features.geometric`),
+  ``handcrafted`` (the older no-weights descriptor), ``3d`` (a pretrained backbone), ``2d``
+  (back-projected DINO features), ``both``; ``auto`` picks the best the inputs allow (2D when frames
+  and an encoder are given, 3D when a checkpoint is given, both when both are, else geometric);
+- scene structure (``structure``): floor, walls and ceiling found as planes and kept out of the
+  cuts from the first one (:mod:`unscene3d.pseudo.structure`);
+- the cut (``cut``): ``spatial`` (recursive NCut over touching segments, masks scored by an
+  objectness estimate: :mod:`unscene3d.pseudo.cuts`) or ``official`` (the paper's masked NCut on the
+  fully connected cosine graph, masks scored by discovery order ``(K - i) / K``). With
+  ``cut="official"`` and ``structure=False`` the masks are exactly the official algorithm's;
+- or no cut at all (``source="felzenszwalb"``): coarse Felzenszwalb segments taken as pseudo masks,
+  the paper's Table 8 ablation, scored by size.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.errors import InputError
+from unscene3d.features.geometric import SegmentGeometry, geometric_descriptors, segment_geometry
 from unscene3d.features.handcrafted import handcrafted_segment_features
 from unscene3d.features.pooling import pool_segment_features
 from unscene3d.io.atomic import atomic_output
@@ -29,37 +42,83 @@ from unscene3d.io.benchmark import export_predictions
 from unscene3d.io.scan import expand_scan_paths
 from unscene3d.oversegment import Segmentation, oversegment
 from unscene3d.progress import format_duration
+from unscene3d.pseudo.cuts import CutConfig, cut_tree, objectness, select_masks
+from unscene3d.pseudo.graph import GraphConfig, segment_affinity, segment_contacts, surface_edges
 from unscene3d.pseudo.ncut import DEFAULT_TAU, NCutConfig, masked_ncut
+from unscene3d.pseudo.structure import Structure, StructureConfig, detect_structure
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("3d", "2d", "both", "handcrafted")
+MODALITIES = ("auto", "geometric", "handcrafted", "3d", "2d", "both")
+CUTS = ("spatial", "official")
+SOURCES = ("ncut", "felzenszwalb")
 FORMAT_VERSION = 1
+# Table 8's source: Felzenszwalb segments at the coarse setting of the Felzenszwalb baseline.
+FELZENSZWALB_SOURCE_PARAMS = (0.05, 500)
+# The spatial graph's feature term: colour for the no-weights modalities (their shape cues enter
+# through contact and convexity), the learned features otherwise (docs/benchmarks.md).
+_GRAPH_SETTINGS = {
+    "geometric": GraphConfig(feature_scale=4.0, feature_distance="euclidean", feature_source="colour"),
+    "handcrafted": GraphConfig(feature_scale=4.0, feature_distance="euclidean", feature_source="colour"),
+    "learned": GraphConfig(feature_scale=4.0, feature_distance="cosine", feature_source="features"),
+}
 
 
 @dataclass(frozen=True)
 class PseudoMaskOptions:
-    """What to compute. ``ncut.tau`` is replaced by the modality's default unless ``tau`` is given."""
+    """What to compute (module docstring). ``ncut.tau`` is replaced by the modality's default unless
+    ``tau`` is given; ``graph`` defaults to the modality's setting."""
 
-    modality: str = "handcrafted"
+    modality: str = "auto"
     checkpoint: str | None = None
     encoder: str | None = None
     tau: float | None = None
     ncut: NCutConfig = field(default_factory=NCutConfig)
     device: str | None = None
     frame_step: int = 20
+    cut: str = "spatial"
+    structure: bool = True
+    source: str = "ncut"
+    structure_config: StructureConfig = field(default_factory=StructureConfig)
+    graph: GraphConfig | None = None
+    cuts: CutConfig = field(default_factory=CutConfig)
 
     def __post_init__(self) -> None:
-        if self.modality not in MODALITIES:
-            raise InputError(None, f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
+        for name, value, choices in (("modality", self.modality, MODALITIES), ("cut", self.cut, CUTS),
+                                     ("source", self.source, SOURCES)):
+            if value not in choices:
+                raise InputError(None, f"{name} must be one of {', '.join(choices)}, got {value!r}")
         if self.modality in ("3d", "both") and not self.checkpoint:
             raise InputError(None, f"modality {self.modality} needs a backbone checkpoint (--checkpoint)")
         if self.modality in ("2d", "both") and not self.encoder:
             raise InputError(None, f"modality {self.modality} needs an image encoder (--encoder hub id or folder)")
+        if self.tau is not None and not 0.0 <= self.tau < 1.0:
+            raise InputError(None, f"tau must be in [0, 1), got {self.tau}")
 
-    def ncut_config(self) -> NCutConfig:
-        return replace(self.ncut, tau=DEFAULT_TAU[self.modality] if self.tau is None else self.tau)
+    def needs_frames(self) -> bool:
+        return self.modality in ("2d", "both") or (self.modality == "auto" and self.encoder is not None)
+
+    def resolved_modality(self, scene: Scene) -> str:
+        """The modality ``auto`` stands for on this scan (any other modality is itself)."""
+        if self.modality != "auto":
+            return self.modality
+        use_2d = self.encoder is not None and bool(scene.frames)
+        if self.encoder is not None and not scene.frames:
+            log.warning("%s: an encoder was given but the scan has no frames; 2D features skipped", scene.name)
+        if use_2d and self.checkpoint:
+            return "both"
+        if use_2d:
+            return "2d"
+        return "3d" if self.checkpoint else "geometric"
+
+    def ncut_config(self, modality: str) -> NCutConfig:
+        return replace(self.ncut, tau=DEFAULT_TAU[modality] if self.tau is None else self.tau)
+
+    def graph_config(self, modality: str) -> GraphConfig:
+        if self.graph is not None:
+            return self.graph
+        return _GRAPH_SETTINGS[modality if modality in _GRAPH_SETTINGS else "learned"]
 
 
 @dataclass
@@ -86,18 +145,27 @@ def segment_scene(scene: Scene) -> Segmentation:
     return oversegment(scene.vertices, scene.faces, scene.colors, variant="unscene3d")
 
 
-def segment_features(scene: Scene, segmentation: Segmentation, options: PseudoMaskOptions) -> list[np.ndarray]:
-    """Per-segment features for the options' modality (two arrays for ``both``)."""
+def segment_features(
+    scene: Scene,
+    segmentation: Segmentation,
+    modality: str,
+    options: PseudoMaskOptions,
+    geometry: SegmentGeometry | None = None,
+) -> list[np.ndarray]:
+    """Per-segment features of ``modality`` (two arrays for ``both``)."""
     labels, count, pairs = segmentation.labels, segmentation.num_segments, segmentation.adjacency
-    if options.modality == "handcrafted":
+    if modality == "handcrafted":
         return [handcrafted_segment_features(scene, labels, count, pairs)]
+    if modality == "geometric":
+        geometry = geometry if geometry is not None else segment_geometry(scene, labels, count)
+        return [geometric_descriptors(geometry)]
     modalities = []
-    if options.modality in ("3d", "both"):
+    if modality in ("3d", "both"):
         from unscene3d.features.features3d import extract_vertex_features
 
         vertex_3d = extract_vertex_features(options.checkpoint, scene, device=options.device)
         modalities.append(pool_segment_features(vertex_3d, labels, count, pairs))
-    if options.modality in ("2d", "both"):
+    if modality in ("2d", "both"):
         from unscene3d.features.features2d import encoder_vertex_features
 
         vertex_2d = encoder_vertex_features(
@@ -107,29 +175,86 @@ def segment_features(scene: Scene, segmentation: Segmentation, options: PseudoMa
     return modalities
 
 
+def _graph_features(features: list[np.ndarray], geometry: SegmentGeometry, config: GraphConfig) -> np.ndarray:
+    if config.feature_source == "colour":
+        return geometry.lab
+    if len(features) == 1:
+        return features[0]
+    # several learned modalities: each unit-normalised, so each counts equally in the cosine
+    units = [f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12) for f in features]
+    return np.concatenate(units, axis=1)
+
+
+def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    k_thresh, min_verts = FELZENSZWALB_SOURCE_PARAMS
+    segmentation = oversegment(scene.vertices, scene.faces, scene.colors, variant="scannet", k_thresh=k_thresh,
+                               min_verts=min_verts)
+    sizes = np.bincount(segmentation.labels, minlength=segmentation.num_segments)
+    kept = np.flatnonzero(sizes >= CutConfig().min_vertices)
+    kept = kept[np.argsort(-sizes[kept], kind="stable")]
+    masks = np.zeros((len(kept), segmentation.num_segments), dtype=bool)
+    masks[np.arange(len(kept)), kept] = True
+    return segmentation.labels, masks, sizes[kept] / max(len(segmentation.labels), 1), segmentation.params
+
+
 def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMasks:
-    """Oversegment ``scene``, pool features, run the masked NCut."""
-    if options.modality in ("2d", "both") and not scene.frames:
-        raise InputError(
-            scene.source or scene.name, f"modality {options.modality} needs posed colour frames; the scan has none"
-        )
+    """Oversegment ``scene``, describe its segments, cut the segment graph (module docstring)."""
+    source = Path(scene.source).resolve() if scene.source is not None else None
+    params: dict = {"format_version": FORMAT_VERSION, "source": options.source}
+    if options.source == "felzenszwalb":
+        labels, masks, scores, segmentation_params = _felzenszwalb_source(scene)
+        params["oversegmentation"] = segmentation_params
+        return PseudoMasks(scene.name, labels, masks, scores, params, source)
+
+    modality = options.resolved_modality(scene)
+    if modality in ("2d", "both") and not scene.frames:
+        raise InputError(scene.source or scene.name, f"modality {modality} needs posed colour frames; the scan has none")
     segmentation = segment_scene(scene)
-    features = segment_features(scene, segmentation, options)
-    config = options.ncut_config()
-    result = masked_ncut(features, segmentation.adjacency, config)
-    params = {
-        "format_version": FORMAT_VERSION,
-        "modality": options.modality,
+    needs_geometry = options.structure or options.cut == "spatial" or modality == "geometric"
+    geometry = segment_geometry(scene, segmentation.labels, segmentation.num_segments) if needs_geometry else None
+    structure = detect_structure(scene.vertices, geometry, options.structure_config) if options.structure else None
+    features = segment_features(scene, segmentation, modality, options, geometry)
+    params.update({
+        "modality": modality,
         "checkpoint": options.checkpoint,
         "encoder": options.encoder,
         "oversegmentation": segmentation.params,
+        "cut": options.cut,
+        "structure": None if structure is None else structure.summary(),
+    })
+    if options.cut == "official":
+        masks, scores = _official_cut(features, segmentation, structure, options.ncut_config(modality), params)
+    else:
+        masks, scores = _spatial_cut(scene, segmentation, geometry, structure, features, modality, options, params)
+    return PseudoMasks(scene.name, segmentation.labels, masks, scores, params, source)
+
+
+def _official_cut(features: list[np.ndarray], segmentation: Segmentation, structure: Structure | None,
+                  config: NCutConfig, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    excluded = None if structure is None else structure.is_structure
+    result = masked_ncut(features, segmentation.adjacency, config, excluded=excluded)
+    params.update({
         "ncut": asdict(config),
         "cuts": result.iterations,
         "rejected": result.rejected,
         "eigenvalues": result.eigenvalues.tolist(),
-    }
-    source = Path(scene.source).resolve() if scene.source is not None else None
-    return PseudoMasks(scene.name, segmentation.labels, result.masks, result.scores(), params, source)
+    })
+    return result.masks, result.scores()
+
+
+def _spatial_cut(scene: Scene, segmentation: Segmentation, geometry: SegmentGeometry, structure: Structure | None,
+                 features: list[np.ndarray], modality: str, options: PseudoMaskOptions, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    count = segmentation.num_segments
+    edge_a, edge_b = surface_edges(scene.vertices, scene.faces)
+    contacts = segment_contacts(segmentation.labels, edge_a, edge_b, count)
+    graph_config = options.graph_config(modality)
+    affinity = segment_affinity(geometry, contacts, _graph_features(features, geometry, graph_config), graph_config)
+    active = np.ones(count, dtype=bool) if structure is None else ~structure.is_structure
+    candidates = cut_tree(affinity, active, options.cuts)
+    scores = objectness(candidates, geometry, options.cuts)
+    sizes = np.bincount(segmentation.labels, minlength=count)
+    params.update({"graph": asdict(graph_config), "cuts": asdict(options.cuts), "candidates": len(candidates)})
+    return select_masks(candidates, scores, sizes, options.cuts)
 
 
 def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks) -> Path:
@@ -175,8 +300,7 @@ def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: 
     from unscene3d.io.scan import load_scan
 
     start = time.perf_counter()
-    load_frames = options.modality in ("2d", "both")
-    scene = load_scan(scan, load_frames=load_frames)
+    scene = load_scan(scan, load_frames=options.needs_frames())
     masks = pseudo_masks_for_scene(scene, options)
     write_pseudo_masks(out_dir, masks)
     return scene.name, len(masks.scores), time.perf_counter() - start
