@@ -27,7 +27,7 @@ from unscene3d.features.pooling import pool_segment_features
 from unscene3d.io.atomic import atomic_output
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.io.scan import expand_scan_paths
-from unscene3d.oversegment import Segmentation, oversegment
+from unscene3d.oversegment import Segmentation
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.ncut import DEFAULT_TAU, NCutConfig, masked_ncut
 from unscene3d.scene import Scene
@@ -79,11 +79,14 @@ class PseudoMasks:
 
 
 def segment_scene(scene: Scene) -> Segmentation:
-    """UnScene3D's colour-aware oversegmentation; the geometric ScanNet one when the scan has no colour."""
+    """UnScene3D's colour-aware oversegmentation; the geometric ScanNet one when the scan has no colour.
+    Meshes and point clouds alike (:func:`~unscene3d.oversegment_points.oversegment_scene`)."""
+    from unscene3d.oversegment_points import oversegment_scene
+
     if scene.colors is None:
         log.warning("%s: no vertex colours, oversegmenting with the scannet variant instead", scene.name)
-        return oversegment(scene.vertices, scene.faces, variant="scannet")
-    return oversegment(scene.vertices, scene.faces, scene.colors, variant="unscene3d")
+        return oversegment_scene(scene, variant="scannet")
+    return oversegment_scene(scene, variant="unscene3d")
 
 
 def segment_features(scene: Scene, segmentation: Segmentation, options: PseudoMaskOptions) -> list[np.ndarray]:
