@@ -8,7 +8,8 @@ Ground truth from per-point labels follows the benchmark convention ``label * 10
 an object is NYU40 label :data:`OBJECT_LABEL` (39, "otherfurniture": the catch-all class the
 18-class benchmark counts as foreground); support surfaces and unlabelled points are 0 (void).
 
-- PCD (PCL; ascii, binary, binary_compressed): fields ``x y z``, colour from ``rgb``/``rgba`` (packed),
+- PCD (PCL; ascii, binary, binary_compressed; parsed here rather than with pypcd4, which reads a truncated
+  binary body as fewer points without a word; LZF from python-neo-lzf): fields ``x y z``, colour from ``rgb``/``rgba`` (packed),
   ``normal_x/y/z``. An integer ``label`` field is read by the OSD/mOSD convention: 0 unlabelled, 1-9 the
   table (void), n >= 10 object ``n // 10``. An organized cloud (HEIGHT > 1) is a depth camera's frame:
   the sensor is at the VIEWPOINT's origin and the up axis is -y (camera coordinates).
@@ -22,6 +23,7 @@ an object is NYU40 label :data:`OBJECT_LABEL` (39, "otherfurniture": the catch-a
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,14 +117,15 @@ def _pcd_layout(path: Path, header: dict[str, list[str]]) -> tuple[np.dtype, int
                                 f"{len(types)} TYPE and {len(counts)} COUNT entries")
     try:
         width, height, points = (int(header[key][0]) for key in ("WIDTH", "HEIGHT", "POINTS"))
-        columns = []
-        for name, size, kind, count in zip(fields, sizes, types, counts):
-            if (kind, int(size)) not in _PCD_TYPES or int(count) < 1:
-                raise InputError(path, f"PCD field {name!r} has an unknown type {kind}{size} (count {count})")
-            code = "<" + _PCD_TYPES[(kind, int(size))]
-            columns += [(name, code)] if int(count) == 1 else [(f"{name}_{i}", code) for i in range(int(count))]
+        sizes, counts = [int(size) for size in sizes], [int(count) for count in counts]
     except (ValueError, IndexError):
         raise InputError(path, "malformed PCD header: a size, count, width, height or points value is not a number") from None
+    columns = []
+    for name, size, kind, count in zip(fields, sizes, types, counts):
+        if (kind, size) not in _PCD_TYPES or count < 1:
+            raise InputError(path, f"PCD field {name!r} has an unknown type {kind}{size} (count {count})")
+        code = "<" + _PCD_TYPES[(kind, size)]
+        columns += [(name, code)] if count == 1 else [(f"{name}_{i}", code) for i in range(count)]
     if len({name for name, _ in columns}) != len(columns):
         raise InputError(path, f"malformed PCD header: repeated field names in {' '.join(fields)}")
     missing = [axis for axis in "xyz" if axis not in fields]
@@ -283,15 +286,14 @@ def _trimesh_colors(geometry: object, count: int) -> np.ndarray | None:
 
 def read_numpy(path: str | Path) -> RawScan:
     """Read an ``.npy`` (N x 3 or N x 6) or ``.npz`` point array (module docstring)."""
-    import zipfile
-
     path = Path(path)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
-            return _table_scan(path, loaded)
-        with loaded:
-            arrays = {key: np.asarray(loaded[key]) for key in loaded.files}
+            arrays = {"": loaded}
+        else:
+            with loaded:
+                arrays = {key: np.asarray(loaded[key]) for key in loaded.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(path, f"not a readable numpy file: {_one_line(error)}") from None
     if not arrays:
