@@ -79,7 +79,7 @@ def write_pcd(path: Path, fields: dict, *, encoding: str = "ascii", width: int |
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pcd_writer():
     """:func:`write_pcd`, for tests that build their own PCD files."""
     return write_pcd
