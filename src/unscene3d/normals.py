@@ -26,6 +26,7 @@ import scipy.sparse.csgraph
 from scipy.spatial import cKDTree
 
 from unscene3d.errors import InputError
+from unscene3d.oversegment import check_positions
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,7 @@ class PointGraph:
 
 def check_cloud(points: np.ndarray, source: object = None) -> np.ndarray:
     """The points as contiguous float64 (N, 3); an :class:`InputError` for clouds nothing can be made of."""
-    points = np.asarray(points)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise InputError(source, f"points must be an (N, 3) array, got shape {points.shape}")
-    if not np.issubdtype(points.dtype, np.number):
-        raise InputError(source, f"points must be numeric, got dtype {points.dtype}")
-    finite = np.isfinite(points).all(axis=1)
-    if not finite.all():
-        raise InputError(source, f"point {int(np.flatnonzero(~finite)[0])} has a NaN or infinite coordinate")
+    points = check_positions(points, source, what="point")
     if len(points) < 2:
         raise InputError(source, f"a point cloud needs at least 2 points, this one has {len(points)}")
     if not np.ptp(points, axis=0).any():

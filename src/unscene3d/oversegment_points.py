@@ -21,21 +21,18 @@ from unscene3d.errors import InputError
 from unscene3d.normals import DEFAULT_NEIGHBOURS, DEFAULT_VOXEL_SIZE, neighbour_graph, orient_normals, pca_normals
 from unscene3d.oversegment import (
     COLOUR_CONVEX_LIMIT,
-    DEFAULT_PARAMS,
     Segmentation,
     _adjacency_from_edges,
     _check_colors,
     _edge_weights_kernel,
     _felzenszwalb_kernel,
     compact_labels,
+    felzenszwalb_params,
     oversegment,
 )
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
-
-VARIANTS = tuple(DEFAULT_PARAMS)
-
 
 def oversegment_points(
     points: np.ndarray,
@@ -55,15 +52,7 @@ def oversegment_points(
     points. ``sensor`` (3,) orients the normals towards it (a single depth frame). Raises
     :class:`InputError` for clouds with NaN points, fewer than 2 distinct points, or bad parameters.
     """
-    if variant not in VARIANTS:
-        raise InputError(None, f"unknown oversegmentation variant {variant!r}; use one of {VARIANTS}")
-    default_k, default_min = DEFAULT_PARAMS[variant]
-    k_thresh = default_k if k_thresh is None else k_thresh
-    min_verts = default_min if min_verts is None else min_verts
-    if not (np.isfinite(k_thresh) and k_thresh >= 0):
-        raise InputError(None, f"k_thresh must be a finite number >= 0, got {k_thresh}")
-    if int(min_verts) != min_verts or min_verts < 0:
-        raise InputError(None, f"min_verts must be an integer >= 0, got {min_verts}")
+    k_thresh, min_verts = felzenszwalb_params(variant, k_thresh, min_verts)
     colours01 = _check_colors(colors, len(points)) if variant == "unscene3d" else None
 
     graph = neighbour_graph(points, voxel_size=voxel_size, neighbours=neighbours, source=source)
