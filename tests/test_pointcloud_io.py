@@ -156,7 +156,10 @@ def test_las_and_laz(tmp_path, suffix):
     scene = load_scan(path)
     np.testing.assert_allclose(scene.vertices, [[100, 200, 0], [101.5, 200, 1], [100.25, 202, 2.5]])
     assert scene.colors.tolist() == [[255, 0, 0], [0, 255, 0], [1, 2, 3]]
-    path.write_bytes(path.read_bytes()[:150])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 20])  # the last points' bytes are missing
+    pcd_error(path, "not a readable LAS/LAZ file")
+    path.write_bytes(data[:150])  # not even the whole header
     pcd_error(path, "not a readable LAS/LAZ file")
 
 

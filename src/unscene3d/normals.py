@@ -214,7 +214,8 @@ def orient_normals(graph: PointGraph, normals: np.ndarray, sensor: np.ndarray | 
     component = _propagate_signs(tree.indptr.astype(np.int64), tree.indices.astype(np.int64), normals)
     trees = int(component.max()) + 1
     nz = normals[:, 2]
-    up_votes = np.bincount(component, weights=(nz > _HORIZONTAL_NZ).astype(float) - (nz < -_HORIZONTAL_NZ), minlength=trees)
+    facing_up = (nz > _HORIZONTAL_NZ).astype(float) - (nz < -_HORIZONTAL_NZ)
+    up_votes = np.bincount(component, weights=facing_up, minlength=trees)
     inward = np.sign(np.einsum("ij,ij->i", normals, graph.points.mean(axis=0) - graph.points))
     inward_votes = np.bincount(component, weights=inward, minlength=trees)
     flip = np.where(up_votes != 0, up_votes < 0, inward_votes < 0)

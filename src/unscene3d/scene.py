@@ -94,7 +94,8 @@ class Scene:
             raise ValueError(f"gt must have one value per vertex ({n}), got {self.gt.shape}")
         if self.input_index is not None:
             total = self.num_input_points
-            if self.input_index.shape != (n,) or total is None or (n and not 0 <= self.input_index.min() <= self.input_index.max() < total):
+            index = self.input_index
+            if index.shape != (n,) or total is None or (n and not 0 <= index.min() <= index.max() < total):
                 raise ValueError(f"input_index must be ({n},) positions below num_input_points ({total})")
 
     @property

@@ -95,7 +95,8 @@ def read_s3dis_room(folder: Path) -> RawScan:
         distance, index = tree.query(_read_xyzrgb(annotation)[:, :3], distance_upper_bound=_MATCH_TOLERANCE)
         found = np.isfinite(distance)
         if not found.all():
-            log.warning("%s: %d of %d points are not in %s", annotation, int((~found).sum()), len(found), room_file.name)
+            log.warning("%s: %d of %d points are not in %s", annotation, int((~found).sum()), len(found),
+                        room_file.name)
         gt[index[found]] = label * 1000 + counters[label]
     return RawScan(room[:, :3], colors=room[:, 3:].astype(np.uint8), gt=gt, up="z", up_reason="S3DIS rooms are z up")
 

@@ -41,7 +41,9 @@ TRIMESH_SUFFIXES = (".obj", ".off", ".glb", ".gltf", ".stl")
 _PCD_TYPES = {("F", 4): "f4", ("F", 8): "f8", ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4", ("U", 8): "u8",
               ("I", 1): "i1", ("I", 2): "i2", ("I", 4): "i4", ("I", 8): "i8"}  # fmt: skip
 _PCD_ENCODINGS = ("ascii", "binary", "binary_compressed")
-_NPZ_KEYS = {"points": ("coord", "points", "xyz"), "colors": ("color", "colors", "rgb"), "normals": ("normal", "normals")}
+_NPZ_KEYS = {
+    "points": ("coord", "points", "xyz"), "colors": ("color", "colors", "rgb"), "normals": ("normal", "normals")
+}
 
 
 @dataclass
@@ -119,7 +121,8 @@ def _pcd_layout(path: Path, header: dict[str, list[str]]) -> tuple[np.dtype, int
         width, height, points = (int(header[key][0]) for key in ("WIDTH", "HEIGHT", "POINTS"))
         sizes, counts = [int(size) for size in sizes], [int(count) for count in counts]
     except (ValueError, IndexError):
-        raise InputError(path, "malformed PCD header: a size, count, width, height or points value is not a number") from None
+        raise InputError(path, "malformed PCD header: a size, count, width, height or points value is not a number") \
+            from None
     columns = []
     for name, size, kind, count in zip(fields, sizes, types, counts):
         if (kind, size) not in _PCD_TYPES or count < 1:
@@ -232,8 +235,8 @@ def read_las(path: str | Path) -> RawScan:
     try:
         las = laspy.read(path)
         points = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1).astype(np.float64)
-    except (laspy.errors.LaspyException, ValueError, OSError, EOFError) as error:
-        raise InputError(path, f"not a readable LAS/LAZ file: {_one_line(error)}") from None
+    except (laspy.errors.LaspyException, ValueError, OSError, EOFError, RuntimeError) as error:  # lazrs: RuntimeError
+        raise InputError(path, f"not a readable LAS/LAZ file (truncated?): {_one_line(error)}") from None
     colors = None
     if {"red", "green", "blue"} <= set(las.point_format.dimension_names):
         rgb = np.stack([np.asarray(las.red), np.asarray(las.green), np.asarray(las.blue)], axis=1)

@@ -215,7 +215,7 @@ def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale
         num_input_points=None if keep.all() else count,
     )
     axis = up or raw.up or "z"
-    reason = "as given" if up else (raw.up_reason or "the project's convention; pass --up if the scan stands on its side")
+    reason = "as given" if up else (raw.up_reason or "the project's convention; pass --up if it stands on its side")
     scene = _reframe(scene, axis, scale or 1.0)
     extent = float(np.ptp(scene.vertices, axis=0).max()) if scene.num_vertices else 0.0
     describe = log.info if (is_cloud or raw.up) else log.debug
@@ -225,7 +225,8 @@ def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale
              f" after scaling by {scale}" if scale else " (pass --scale otherwise)", extent,
              "" if scene.sensor is None else "; sensor position known (normals face it)")
     if extent > _LARGE_EXTENT:
-        log.warning("%s spans %.0f units: if they are millimetres pass --scale 0.001 (centimetres: 0.01)", source, extent)
+        log.warning("%s spans %.0f units: if they are millimetres pass --scale 0.001 (centimetres: 0.01)", source,
+                    extent)
     return scene
 
 
