@@ -121,6 +121,11 @@ def test_bad_clouds(points, problem):
         oversegment_points(points)
 
 
+def test_a_cloud_inside_one_voxel_is_one_segment():
+    segmentation = oversegment_points(np.array([[0.0, 0, 0], [0.001, 0, 0], [0, 0.002, 0]]))
+    assert segmentation.labels.tolist() == [0, 0, 0] and segmentation.adjacency.shape == (0, 2)
+
+
 def test_entry_point_names_the_scan_in_errors():
     scene = Scene(name="tiny", vertices=plane_grid(3), faces=NO_FACES)
     with pytest.raises(InputError, match="^tiny: k_thresh must be"):

@@ -49,7 +49,8 @@ class PointGraph:
 
     ``voxel_of_point``: (N,) index of each input point's voxel point; ``points``: (M, 3) float64 voxel points
     (means); ``neighbours``: (M, k) int64 indices of each voxel point's nearest other voxel points, ``M`` where
-    there is none within ``max_edge``; ``voxel_size`` and ``max_edge`` in the cloud's units (metres).
+    there is none within ``max_edge``; ``voxel_size`` and ``max_edge`` in the cloud's units (metres);
+    ``edge_a``, ``edge_b``: (E,) int32 the graph's undirected edges, ``a < b``, each once, sorted.
     """
 
     voxel_of_point: np.ndarray
@@ -57,23 +58,23 @@ class PointGraph:
     neighbours: np.ndarray
     voxel_size: float
     max_edge: float
+    edge_a: np.ndarray
+    edge_b: np.ndarray
 
     @property
     def num_nodes(self) -> int:
         return len(self.points)
 
-    def edges(self, nearest: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Undirected edges ``(a, b)`` with ``a < b`` to each point's ``nearest`` neighbours (default all),
-        each edge once, sorted (int32)."""
-        count = self.num_nodes
-        linked = self.neighbours[:, :nearest]
-        rows = np.repeat(np.arange(count, dtype=np.int64), linked.shape[1])
-        cols = linked.reshape(-1)
-        keep = cols < count
-        lo = np.minimum(rows[keep], cols[keep])
-        hi = np.maximum(rows[keep], cols[keep])
-        codes = np.unique(lo * count + hi)
-        return (codes // count).astype(np.int32), (codes % count).astype(np.int32)
+
+def _undirected_edges(neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    count = len(neighbours)
+    rows = np.repeat(np.arange(count, dtype=np.int64), neighbours.shape[1])
+    cols = neighbours.reshape(-1)
+    keep = cols < count
+    lo = np.minimum(rows[keep], cols[keep])
+    hi = np.maximum(rows[keep], cols[keep])
+    codes = np.unique(lo * count + hi)
+    return (codes // count).astype(np.int32), (codes % count).astype(np.int32)
 
 
 def check_cloud(points: np.ndarray, source: object = None) -> np.ndarray:
@@ -124,16 +125,18 @@ def neighbour_graph(
     voxel_of_point, voxel_points = voxel_downsample(points, voxel_size)
     tree = cKDTree(voxel_points)
     k = min(int(neighbours) + 1, len(voxel_points))
-    first_gap = tree.query(voxel_points, k=min(2, len(voxel_points)), workers=-1)[0][:, -1]
-    max_edge = max(EDGE_VOXELS * voxel_size, EDGE_GAPS * float(np.median(first_gap)))
-    distances, index = tree.query(voxel_points, k=k, distance_upper_bound=max_edge, workers=-1)
-    index = index.reshape(len(voxel_points), k)
+    distances, index = tree.query(voxel_points, k=k, workers=-1)
+    distances, index = distances.reshape(len(voxel_points), k), index.reshape(len(voxel_points), k)
+    nearest_gap = float(np.median(distances[:, 1])) if k > 1 else 0.0  # k is 1 when one voxel holds all
+    max_edge = max(EDGE_VOXELS * voxel_size, EDGE_GAPS * nearest_gap)
+    index = np.where(distances <= max_edge, index, len(voxel_points))
     # Column 0 is the point itself (distance 0) unless voxel means coincide; drop self wherever it is.
     self_hits = index == np.arange(len(voxel_points))[:, None]
     index = np.where(self_hits, len(voxel_points), index)
     order = np.argsort(self_hits, axis=1, kind="stable")[:, : k - 1]
-    index = np.take_along_axis(index, order, axis=1)
-    return PointGraph(voxel_of_point, voxel_points, index.astype(np.int64), float(voxel_size), max_edge)
+    index = np.take_along_axis(index, order, axis=1).astype(np.int64)
+    edge_a, edge_b = _undirected_edges(index)
+    return PointGraph(voxel_of_point, voxel_points, index, float(voxel_size), max_edge, edge_a, edge_b)
 
 
 def pca_normals(graph: PointGraph) -> np.ndarray:
@@ -204,7 +207,7 @@ def orient_normals(graph: PointGraph, normals: np.ndarray, sensor: np.ndarray | 
         away = np.einsum("ij,ij->i", normals, np.asarray(sensor, dtype=np.float64) - graph.points) < 0
         normals[away] *= -1
         return normals
-    a, b = graph.edges()
+    a, b = graph.edge_a, graph.edge_b
     weights = _orientation_costs(graph.points, normals, a, b)
     count = graph.num_nodes
     tree = scipy.sparse.csgraph.minimum_spanning_tree(

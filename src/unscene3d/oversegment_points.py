@@ -57,7 +57,7 @@ def oversegment_points(
 
     graph = neighbour_graph(points, voxel_size=voxel_size, neighbours=neighbours, source=source)
     normals = orient_normals(graph, pca_normals(graph), sensor).astype(np.float32)
-    edge_a, edge_b = graph.edges()
+    edge_a, edge_b = graph.edge_a, graph.edge_b
     if colours01 is None:
         node_colours = np.zeros((1, 3), dtype=np.float32)
     else:
