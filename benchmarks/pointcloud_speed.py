@@ -68,8 +68,8 @@ def main() -> None:
         segmentation = oversegment_scene(cloud, variant=variant, voxel_size=args.voxel_size)
         seconds = time.perf_counter() - start
         peak = (status_kib("VmHWM") - before) / 1024
-        print(f"{variant:10s} voxel {segmentation.params['voxelSize']} m: {seconds:5.1f} s, peak +{peak:.0f} MiB "
-              f"(cumulative), {segmentation.num_segments} segments")
+        print(f"{variant:10s} voxel {segmentation.params['voxelSize']} m ({segmentation.params['voxelPoints']:,} voxel "
+              f"points): {seconds:5.1f} s, peak +{peak:.0f} MiB (cumulative), {segmentation.num_segments} segments")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
 
+
 def oversegment_points(
     points: np.ndarray,
     colors: np.ndarray | None = None,
@@ -100,6 +101,7 @@ def oversegment_points(
         "voxelSize": float(voxel_size),
         "neighbours": int(neighbours),
         "maxEdge": graph.max_edge,
+        "voxelPoints": graph.num_nodes,
     }
     return Segmentation(seg_ids=seg_ids, labels=labels, adjacency=adjacency, num_segments=num_segments, params=params)
 
