@@ -121,6 +121,13 @@ def test_bad_clouds(points, problem):
         oversegment_points(points)
 
 
+def test_georeferenced_coordinates_segment_like_local_ones():
+    points, _ = floor_and_wall()
+    local = oversegment_points(points, voxel_size=0.01, min_verts=50)
+    far = oversegment_points(points + [512_345.0, 4_123_456.0, 300.0], voxel_size=0.01, min_verts=50)
+    np.testing.assert_array_equal(far.labels, local.labels)
+
+
 def test_a_cloud_inside_one_voxel_is_one_segment():
     segmentation = oversegment_points(np.array([[0.0, 0, 0], [0.001, 0, 0], [0, 0.002, 0]]))
     assert segmentation.labels.tolist() == [0, 0, 0] and segmentation.adjacency.shape == (0, 2)

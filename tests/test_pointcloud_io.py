@@ -62,8 +62,13 @@ def test_unorganized_pcd_is_z_up_with_no_sensor_and_up_can_be_given(tmp_path, pc
 
 def test_pcd_extra_fields_are_ignored_and_viewpoint_gives_the_sensor(tmp_path, pcd_writer):
     xyz = np.eye(3, dtype=np.float32)
-    fields = {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2], "intensity": np.ones(3, np.float32)}
-    scene = load_scan(pcd_writer(tmp_path / "c.pcd", fields, viewpoint="1 2 3 1 0 0 0"))
+    fields = {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2], "intensity": np.ones(3, np.float32),
+              "pad1": np.zeros(3, np.uint8), "pad2": np.zeros(3, np.uint8)}
+    path = pcd_writer(tmp_path / "c.pcd", fields, viewpoint="1 2 3 1 0 0 0", encoding="binary")
+    # PCL names padding fields "_", several per point type.
+    path.write_bytes(path.read_bytes().replace(b"FIELDS x y z intensity pad1 pad2", b"FIELDS x y z intensity _ _"))
+    scene = load_scan(path)
+    np.testing.assert_allclose(scene.vertices, xyz)
     np.testing.assert_array_equal(scene.sensor, [1, 2, 3])
 
 

@@ -108,7 +108,8 @@ def _check_mesh(vertices: np.ndarray, faces: np.ndarray | None) -> tuple[np.ndar
         raise InputError(None, f"too many vertices ({vertices.shape[0]}) for 32-bit vertex ids")
     if faces is None or np.size(faces) == 0:
         raise InputError(
-            None, "oversegmentation needs a mesh with faces; this input has none (a point cloud?)"
+            None, "oversegmentation needs a mesh with faces; this input has none (a point cloud: use "
+            "unscene3d.oversegment_points.oversegment_scene)"
         )
     faces = np.asarray(faces)
     if faces.ndim != 2 or faces.shape[1] != 3:

@@ -68,7 +68,9 @@ def oversegment_points(
             axis=1,
         )
         node_colours = (node_colours / counts[:, None]).astype(np.float32)
-    node_points = graph.points.astype(np.float32)
+    # The weight kernel works in float32 like the mesh path's: centred first, so that georeferenced clouds
+    # (LAS coordinates in the millions) keep millimetres.
+    node_points = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
     weights = _edge_weights_kernel(
         node_points, normals, node_colours, edge_a, edge_b, colours01 is not None, COLOUR_CONVEX_LIMIT
     )

@@ -124,7 +124,8 @@ def _pcd_layout(path: Path, header: dict[str, list[str]]) -> tuple[np.dtype, int
         raise InputError(path, "malformed PCD header: a size, count, width, height or points value is not a number") \
             from None
     columns = []
-    for name, size, kind, count in zip(fields, sizes, types, counts):
+    for position, (name, size, kind, count) in enumerate(zip(fields, sizes, types, counts)):
+        name = f"_{position}" if name == "_" else name  # PCL names its padding fields "_", often more than one
         if (kind, size) not in _PCD_TYPES or count < 1:
             raise InputError(path, f"PCD field {name!r} has an unknown type {kind}{size} (count {count})")
         code = "<" + _PCD_TYPES[(kind, size)]
