@@ -332,11 +332,20 @@ def test_non_integer_ascii_list_count(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_nan_and_inf_coordinates(tmp_path, fmt):
+def test_nan_and_inf_coordinates_refused_in_a_mesh(tmp_path, fmt):
     records = [[0, 0, 0], [float("nan"), 0, 0], [0, float("inf"), 0]]
     element = ("vertex", [("float", "x"), ("float", "y"), ("float", "z")], records)
-    path = make_ply(tmp_path / "nan.ply", fmt, [element])
+    path = make_ply(tmp_path / "nan.ply", fmt, [element, face_element([(0, 1, 2)])])
     expect_error(path, "2 of 3 vertices have NaN or infinite coordinates", "vertex 1")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_nan_rows_of_a_point_cloud_are_read(tmp_path, fmt):
+    # An organized depth frame saved as PLY keeps its missing pixels as NaN rows; its loader drops them.
+    records = [[0, 0, 0], [float("nan"), 0, 0], [0, float("inf"), 0]]
+    element = ("vertex", [("float", "x"), ("float", "y"), ("float", "z")], records)
+    cloud = read_ply(make_ply(tmp_path / "nan.ply", fmt, [element]))
+    assert cloud.vertices.shape == (3, 3) and np.isfinite(cloud.vertices).all(axis=1).tolist() == [True, False, False]
 
 
 # --- real data ---------------------------------------------------------------------------------------

@@ -174,14 +174,14 @@ def test_load_scan_errors(tmp_path):
         load_scan(tmp_path / "absent")
     with pytest.raises(InputError, match="absent: no such file or folder"):
         scan_name(tmp_path / "absent")
-    (tmp_path / "mesh.obj").write_text("v 0 0 0\n")
+    (tmp_path / "mesh.xyz").write_text("0 0 0\n")
     with pytest.raises(InputError, match="unsupported scan"):
-        load_scan(tmp_path / "mesh.obj")
-    with pytest.raises(InputError, match="0 .ply files"):
+        load_scan(tmp_path / "mesh.xyz")
+    with pytest.raises(InputError, match="0 scan files"):
         load_scan(tmp_path)
     write_ply(tmp_path / "a.ply", np.eye(3))
     write_ply(tmp_path / "b.ply", np.eye(3))
-    with pytest.raises(InputError, match="2 .ply files"):
+    with pytest.raises(InputError, match="2 scan files"):
         load_scan(tmp_path)
 
 
@@ -240,10 +240,10 @@ def test_real_scene_through_load_scan(scene0000_dir):
 def test_axis_alignment_turns_normals_with_the_vertices(tmp_path):
     # A PLY with normals and a meta file rotating 90 degrees about z and shifting by (1, 2, 3).
     (tmp_path / "room.ply").write_text(
-        "ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\n"
-        "property float nx\nproperty float ny\nproperty float nz\nend_header\n1 0 0 1 0 0\n"
+        "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
+        "property float nx\nproperty float ny\nproperty float nz\nend_header\n1 0 0 1 0 0\n0 0 0 1 0 0\n"
     )
     (tmp_path / "room.txt").write_text("axisAlignment = 0 -1 0 1 1 0 0 2 0 0 1 3 0 0 0 1\n")
     scene = load_scan(tmp_path / "room.ply", axis_align=True)
-    np.testing.assert_allclose(scene.vertices, [[1.0, 3.0, 3.0]])
-    np.testing.assert_allclose(scene.normals, [[0.0, 1.0, 0.0]], atol=1e-7)
+    np.testing.assert_allclose(scene.vertices, [[1.0, 3.0, 3.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(scene.normals, [[0.0, 1.0, 0.0]] * 2, atol=1e-7)

@@ -170,3 +170,34 @@ def test_demo_adds_the_predictions_of_a_given_run(run, tmp_path):
     assert (tmp_path / "selftrained_instances.ply").is_file() and "selftrained" in summary
     with pytest.raises(InputError):
         run_demo(tmp_path / "again", run=tmp_path)  # not a run folder: a clear error
+
+
+def test_pseudo_masks_train_and_predict_on_point_clouds(tmp_path):
+    from unscene3d.io.scan import load_scan
+    from unscene3d.pseudo.pipeline import PseudoMaskOptions, read_pseudo_masks, run_pseudo_masks
+
+    scene = make_synthetic_scene(2, vertex_spacing=0.1)
+    colours = scene.colors.astype(np.float64) / 255.0
+    np.save(tmp_path / "room2.npy", np.hstack([scene.vertices, colours]))  # x y z r g b, no faces
+    written = run_pseudo_masks([tmp_path / "room2.npy"], tmp_path / "pseudo", PseudoMaskOptions())
+    masks = read_pseudo_masks(written[0])
+    assert masks.params["oversegmentation"]["graph"] == "points" and len(masks.segment_labels) == len(scene.vertices)
+    result = self_train(tmp_path / "pseudo", [tmp_path / "room2.npy"], tmp_path / "run", tiny_run_config())
+    assert result.rounds == [1]
+    out = tmp_path / "out"
+    predict_scans(tmp_path / "run", [tmp_path / "room2.npy"], out)
+    ids = np.loadtxt(out / "room2_instances.txt", dtype=np.int64)
+    assert ids.shape == (len(scene.vertices),) and load_scan(tmp_path / "room2.npy").faces.shape == (0, 3)
+
+
+def test_predictions_of_an_organized_cloud_line_up_with_its_input_points(run, tmp_path, pcd_writer):
+    scene = make_synthetic_scene(3, vertex_spacing=0.12)
+    rows = np.full((2 * len(scene.vertices), 3), np.nan, dtype=np.float32)
+    rows[::2] = scene.vertices  # every other pixel without depth
+    path = pcd_writer(tmp_path / "frame.pcd", {"x": rows[:, 0], "y": rows[:, 1], "z": rows[:, 2]}, height=2,
+                      encoding="binary")
+    predict_scans(run, [path], tmp_path / "out", up="z")
+    ids = np.loadtxt(tmp_path / "out" / "frame_instances.txt", dtype=np.int64)
+    masks, _, _ = read_predictions(tmp_path / "out", "frame", len(rows))
+    assert ids.shape == (len(rows),) and (ids[1::2] == 0).all() and not masks[:, 1::2].any()
+    assert len(read_ply(tmp_path / "out" / "frame_instances.ply").vertices) == len(scene.vertices)

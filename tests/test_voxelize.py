@@ -80,8 +80,9 @@ def test_scene_features_colour_and_normals():
     np.testing.assert_allclose(np.abs(features[:, 5]), 1.0, atol=1e-6)
     cloud = Scene(name="cloud", vertices=vertices, faces=np.zeros((0, 3), np.int64), colors=None)
     assert np.all(scene_point_features(cloud) == 0)
-    with pytest.raises(InputError, match="no faces"):
-        scene_point_features(cloud, InputChannels(use_normals=True))
+    # A point cloud gets estimated normals: here the plane's, turned up.
+    estimated = scene_point_features(cloud, InputChannels(use_normals=True))
+    np.testing.assert_allclose(estimated[:, 3:], [[0, 0, 1]] * 3, atol=1e-6)
 
 
 def test_geometry_only_input_is_a_constant_occupancy_channel_after_the_normals():

@@ -35,6 +35,21 @@ class Baseline(str, Enum):
     hdbscan = "hdbscan"
 
 
+class UpAxis(str, Enum):
+    z = "z"
+    y = "y"
+    minus_y = "-y"
+
+
+_UP_HELP = "Point clouds/meshes: the scan's up axis (default: the format's convention, else z; -y for camera frames)."
+_SCALE_HELP = "Multiply coordinates by this to get metres (e.g. 0.001 for millimetres; default 1)."
+_VOXEL_HELP = "Point clouds: voxel size (m) of the neighbour graph."
+
+
+def _up(up: UpAxis | None) -> str | None:
+    return None if up is None else up.value
+
+
 @app.callback()
 def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
     logging.basicConfig(
@@ -56,24 +71,30 @@ def _user_errors() -> Iterator[None]:
 
 @app.command()
 def oversegment(
-    mesh: Path = typer.Argument(..., help="Mesh PLY file (or a ScanNet scene folder)."),
+    mesh: Path = typer.Argument(..., help="A scan: mesh or point cloud file, or a scan folder."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format)."),
     variant: Variant = typer.Option(Variant.scannet, help="Edge weights: ScanNet Segmentator or colour-aware."),
     kthresh: float = typer.Option(None, "--kthresh", help="Felzenszwalb k (default: 0.01 scannet, 0.005 unscene3d)."),
-    min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size (default: 20 / 50)."),
+    min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size in vertices (point clouds: voxel "
+                                  "points) (default: 20 / 50)."),
+    voxel_size: float = typer.Option(None, "--voxel-size", help=_VOXEL_HELP + " [default: 0.02]"),
+    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
+    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
 ) -> None:
-    """Oversegment a mesh with Felzenszwalb's algorithm, exactly like the ScanNet Segmentator."""
+    """Oversegment a scan with Felzenszwalb's algorithm: a mesh exactly like the ScanNet Segmentator, a point
+    cloud on its neighbour graph. One segment id per input point (-1 for points without coordinates)."""
     from unscene3d.io.scan import load_scan
     from unscene3d.io.segments import write_segs_json
-    from unscene3d.oversegment import oversegment as run_oversegment
+    from unscene3d.oversegment_points import oversegment_scene
 
     with _user_errors():
-        scene = load_scan(mesh, load_frames=False)
-        segmentation = run_oversegment(
-            scene.vertices, scene.faces, scene.colors, variant=variant.value, k_thresh=kthresh, min_verts=min_verts
+        scene = load_scan(mesh, load_frames=False, up=_up(up), scale=scale)
+        segmentation = oversegment_scene(
+            scene, variant=variant.value, k_thresh=kthresh, min_verts=min_verts, voxel_size=voxel_size
         )
         scene_id = mesh.stem if mesh.is_file() else f"{scene.name}_vh_clean_2"
-        write_segs_json(output, segmentation.seg_ids, scene_id, segmentation.params)
+        seg_ids = segmentation.seg_ids if scene.input_index is None else scene.input_index[segmentation.seg_ids]
+        write_segs_json(output, scene.to_input(seg_ids, fill=-1), scene_id, segmentation.params)
     typer.echo(f"{segmentation.num_segments} segments -> {output}")
 
 
@@ -102,33 +123,73 @@ def baseline(
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format)."),
     axis_align: bool = typer.Option(False, "--axis-align", help="Apply ScanNet axisAlignment first."),
     kthresh: float = typer.Option(None, "--kthresh", help="felzenszwalb: k (default 0.05)."),
-    min_verts: int = typer.Option(None, "--min-verts", help="felzenszwalb: minimum segment size (default 500)."),
+    min_verts: int = typer.Option(None, "--min-verts", help="felzenszwalb: minimum segment size in vertices "
+                                  "(point clouds: voxel points) (default 500)."),
+    voxel_size: float = typer.Option(None, "--voxel-size", help="Voxel size (m): felzenszwalb on point clouds "
+                                     "(default 0.02), hdbscan (default 0.10)."),
+    min_cluster_size: int = typer.Option(None, "--min-cluster-size", help="hdbscan: minimum cluster size in voxels "
+                                         "(default 20)."),
+    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
+    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
     force: bool = typer.Option(False, "--force", help="Redo scans whose predictions already exist."),
 ) -> None:
-    """Run a learning-free baseline (segments or HDBSCAN clusters as instances) on scans."""
+    """Run a learning-free baseline (segments or HDBSCAN clusters as instances) on scans (meshes or point
+    clouds). Masks are written per input point, in file order."""
+    from dataclasses import replace
+
     from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
     from unscene3d.baselines.felzenszwalb import DEFAULT_K_THRESH, DEFAULT_MIN_VERTS
+    from unscene3d.baselines.hdbscan import HdbscanConfig
     from unscene3d.io.benchmark import export_predictions
     from unscene3d.io.scan import expand_scan_paths, load_scan, scan_name
     from unscene3d.progress import progress_log
 
+    hdbscan_config = HdbscanConfig()
+    if voxel_size is not None:
+        hdbscan_config = replace(hdbscan_config, voxel_size=voxel_size)
+    if min_cluster_size is not None:
+        hdbscan_config = replace(hdbscan_config, min_cluster_size=min_cluster_size)
     with _user_errors():
         for scan in progress_log(expand_scan_paths(scans), f"baseline {method.value}"):
             name = scan_name(scan)
             if (output / f"{name}.txt").exists() and not force:
                 log.info("%s: predictions exist, skipping (use --force to redo)", name)
                 continue
-            scene = load_scan(scan, axis_align=axis_align, load_frames=False)
+            scene = load_scan(scan, axis_align=axis_align, load_frames=False, up=_up(up), scale=scale)
             if method is Baseline.felzenszwalb:
                 masks, scores = felzenszwalb_instances(
                     scene,
                     k_thresh=DEFAULT_K_THRESH if kthresh is None else kthresh,
                     min_verts=DEFAULT_MIN_VERTS if min_verts is None else min_verts,
+                    voxel_size=voxel_size,
                 )
             else:
-                masks, scores = hdbscan_instances(scene)
-            export_predictions(output, scene.name, masks, scores)
+                masks, scores = hdbscan_instances(scene, hdbscan_config)
+            export_predictions(output, scene.name, scene.to_input(masks, False), scores)
             log.info("%s: %d instances", scene.name, len(masks))
+
+
+@app.command("export-gt")
+def export_gt(
+    scans: list[Path] = typer.Argument(..., help="Scans with annotations: mOSD PCD, S3DIS rooms, Pointcept or "
+                                       "ScanNet scene folders, or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.txt ground truth (for evaluate --gt)."),
+) -> None:
+    """Write the ground truth that scans carry as benchmark files, one value per input point (label*1000+instance;
+    objects of mOSD/S3DIS-clutter are label 39, structure and tables are void)."""
+    from unscene3d.io.benchmark import write_gt_txt
+    from unscene3d.io.scan import expand_scan_paths, load_scan
+
+    written = 0
+    with _user_errors():
+        for scan in expand_scan_paths(scans):
+            scene = load_scan(scan, load_frames=False)
+            if scene.gt is None:
+                log.warning("%s: no ground truth in this scan, skipped", scan)
+                continue
+            write_gt_txt(output / f"{scene.name}.txt", scene.to_input(scene.gt, 0))
+            written += 1
+    typer.echo(f"ground truth of {written} scans -> {output}")
 
 
 @app.command()
@@ -178,6 +239,8 @@ def pretrain(
     seed: int = typer.Option(None, help="Seed of weights and augmentations."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT from its latest checkpoint."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
+    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
 ) -> None:
     """Self-supervised pretraining of the 3D backbone (PointContrast / CSC) on unlabeled scans.
 
@@ -194,7 +257,7 @@ def pretrain(
         )
         given = preset is not None or any(v is not None for v in overrides.values())
         config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
-        scenes = [load_scan(path, load_frames=False) for path in expand_scan_paths(scans)]
+        scenes = [load_scan(path, load_frames=False, up=_up(up), scale=scale) for path in expand_scan_paths(scans)]
         result = run_pretrain(scenes, output, config, resume=resume, device=device)
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
 
@@ -205,13 +268,16 @@ def features3d(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.npy per-vertex features."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
+    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
     from unscene3d.features.features3d import extract_features_for_scans
     from unscene3d.io.scan import expand_scan_paths
 
     with _user_errors():
-        written = extract_features_for_scans(checkpoint, expand_scan_paths(scans), output, device=device)
+        written = extract_features_for_scans(checkpoint, expand_scan_paths(scans), output, device=device, up=_up(up),
+                                             scale=scale)
     typer.echo(f"{len(written)} feature files -> {output}")
 
 
@@ -299,13 +365,16 @@ def train(
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Self-training run folder (its last finished round), round folder or checkpoint."),
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY meshes, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help="Scans: meshes, point clouds, scan folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt, instance ids, coloured PLY."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
+    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
 ) -> None:
-    """Segment new scans into instances with a self-trained model (colour optional, no frames needed)."""
+    """Segment new scans into instances with a self-trained model (colour optional, no frames needed).
+    Text outputs have one line per input point, in file order."""
     from unscene3d.predict import predict_scans
 
     with _user_errors():
-        written = predict_scans(run, scans, output, device=device)
+        written = predict_scans(run, scans, output, device=device, up=_up(up), scale=scale)
     typer.echo(f"instances of {len(written)} scans -> {output}")

@@ -73,21 +73,43 @@ class Segmentation:
 # ---------------------------------------------------------------------------------------------
 
 
+def check_positions(positions: np.ndarray, source: object = None, *, what: str = "vertex") -> np.ndarray:
+    """A non-empty numeric (N, 3) array without NaN/inf, else an :class:`InputError` about ``what`` (vertex,
+    point) that names ``source``."""
+    positions = np.asarray(positions)
+    if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] == 0:
+        raise InputError(source, f"{what} positions must be a non-empty (N, 3) array, got shape {positions.shape}")
+    if not np.issubdtype(positions.dtype, np.number):
+        raise InputError(source, f"{what} positions must be numeric, got dtype {positions.dtype}")
+    finite = np.isfinite(positions).all(axis=1)
+    if not finite.all():
+        raise InputError(source, f"{what} {int(np.flatnonzero(~finite)[0])} has a NaN or infinite coordinate")
+    return positions
+
+
+def felzenszwalb_params(variant: str, k_thresh: float | None, min_verts: int | None) -> tuple[float, int]:
+    """``(k_thresh, min_verts)`` with the variant's defaults filled in, checked."""
+    if variant not in VARIANTS:
+        raise InputError(None, f"unknown oversegmentation variant {variant!r}; use one of {VARIANTS}")
+    default_k, default_min = DEFAULT_PARAMS[variant]
+    k_thresh = default_k if k_thresh is None else k_thresh
+    min_verts = default_min if min_verts is None else min_verts
+    if not (np.isfinite(k_thresh) and k_thresh >= 0):
+        raise InputError(None, f"k_thresh must be a finite number >= 0, got {k_thresh}")
+    if int(min_verts) != min_verts or min_verts < 0:
+        raise InputError(None, f"min_verts must be an integer >= 0, got {min_verts}")
+    return float(k_thresh), int(min_verts)
+
+
 def _check_mesh(vertices: np.ndarray, faces: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Validate a triangle mesh; return float32 vertices and int32 faces as the C++ tool reads them."""
-    vertices = np.asarray(vertices)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or vertices.shape[0] == 0:
-        raise InputError(None, f"vertices must be a non-empty (N, 3) array, got shape {vertices.shape}")
-    if not np.issubdtype(vertices.dtype, np.number):
-        raise InputError(None, f"vertices must be numeric, got dtype {vertices.dtype}")
-    finite = np.isfinite(vertices).all(axis=1)
-    if not finite.all():
-        raise InputError(None, f"vertex {int(np.flatnonzero(~finite)[0])} has a NaN or infinite coordinate")
+    vertices = check_positions(vertices)
     if vertices.shape[0] >= 2**31:
         raise InputError(None, f"too many vertices ({vertices.shape[0]}) for 32-bit vertex ids")
     if faces is None or np.size(faces) == 0:
         raise InputError(
-            None, "oversegmentation needs a mesh with faces; this input has none (a point cloud?)"
+            None, "oversegmentation needs a mesh with faces; this input has none (a point cloud: use "
+            "unscene3d.oversegment_points.oversegment_scene)"
         )
     faces = np.asarray(faces)
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -565,13 +587,7 @@ def oversegment(
     """
     points, tris = _check_mesh(vertices, faces)
     colours01 = _variant_colours(variant, colors, points.shape[0])
-    default_k, default_min = DEFAULT_PARAMS[variant]
-    k_thresh = default_k if k_thresh is None else k_thresh
-    min_verts = default_min if min_verts is None else min_verts
-    if not (np.isfinite(k_thresh) and k_thresh >= 0):
-        raise InputError(None, f"k_thresh must be a finite number >= 0, got {k_thresh}")
-    if int(min_verts) != min_verts or min_verts < 0:
-        raise InputError(None, f"min_verts must be an integer >= 0, got {min_verts}")
+    k_thresh, min_verts = felzenszwalb_params(variant, k_thresh, min_verts)
 
     edge_a, edge_b, weights = _graph(points, tris, colours01)
     order = _std_sort_order(weights)

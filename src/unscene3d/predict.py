@@ -7,6 +7,9 @@ Per scan, into the output folder:
   benchmark file; where masks overlap the higher-scoring one wins);
 - ``<scene>_instances.ply``: the mesh (or point cloud) coloured by instance, grey where there is none.
 
+The text files have one line per input point, in file order (a point without coordinates, such as a NaN
+row of an organized depth frame, is in no instance); the PLY holds the points with coordinates.
+
 Masks are voted over segments from the same oversegmentation the pseudo-mask stage uses
 (:func:`unscene3d.pseudo.pipeline.segment_scene`: colour-aware, or ScanNet's geometric one without colour).
 """
@@ -66,21 +69,29 @@ def write_instances(out_dir: str | Path, scene: Scene, prediction: InstancePredi
     labels = masks_to_labels(prediction.masks, prediction.scores)
     write_ply(out_dir / f"{scene.name}_instances.ply", scene.vertices, scene.faces if len(scene.faces) else None,
               label_colors(labels))
-    atomic_write_text(out_dir / f"{scene.name}_instances.txt", "".join(f"{v}\n" for v in (labels + 1).tolist()))
-    return export_predictions(out_dir, scene.name, prediction.masks, prediction.scores)
+    per_point = scene.to_input(labels + 1, 0)
+    atomic_write_text(out_dir / f"{scene.name}_instances.txt", "".join(f"{v}\n" for v in per_point.tolist()))
+    return export_predictions(out_dir, scene.name, scene.to_input(prediction.masks, False), prediction.scores)
 
 
 def predict_scans(
-    run: str | Path, scans: Sequence[str | Path], out_dir: str | Path, *, device: str | torch.device | None = None
+    run: str | Path,
+    scans: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    up: str | None = None,
+    scale: float | None = None,
 ) -> list[Path]:
-    """Load the model once and segment every scan (``expand_scan_paths`` rules); returns the benchmark txts."""
+    """Load the model once and segment every scan (``expand_scan_paths`` rules; ``up``/``scale`` as in
+    :func:`~unscene3d.io.scan.load_scan`); returns the benchmark txts."""
     from unscene3d.io.scan import expand_scan_paths, load_scan
     from unscene3d.progress import progress_log
 
     predictor = Predictor.load(run, device)
     written = []
     for scan in progress_log(expand_scan_paths(scans), "predict"):
-        scene = load_scan(scan, load_frames=False)
+        scene = load_scan(scan, load_frames=False, up=up, scale=scale)
         prediction = predictor.predict(scene)
         written.append(write_instances(out_dir, scene, prediction))
         log.info("%s: %d instances", scene.name, len(prediction.scores))

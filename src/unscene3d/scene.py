@@ -61,6 +61,11 @@ class Scene:
         gt: (N,) int64 ground truth in the ScanNet benchmark convention ``label * 1000 + instance``
             (instance 0 = no instance), or None.
         source: where the scan was read from, for error messages.
+        sensor: (3,) position of the sensor that saw every point (a single depth frame), or None.
+        input_index: (N,) int64 position of each vertex in the file it was read from, or None when the
+            vertices are the file's in order; points that carry nothing (NaN rows of an organized cloud) are
+            not vertices, and outputs are written back per input point with :meth:`to_input`.
+        num_input_points: how many points the file holds (None: ``N``).
     """
 
     name: str
@@ -71,6 +76,9 @@ class Scene:
     frames: list[Frame] = field(default_factory=list)
     gt: np.ndarray | None = None
     source: Path | None = None
+    sensor: np.ndarray | None = None
+    input_index: np.ndarray | None = None
+    num_input_points: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.vertices)
@@ -84,6 +92,11 @@ class Scene:
                 raise ValueError(f"{attr} must be ({n}, 3), got {value.shape}")
         if self.gt is not None and self.gt.shape != (n,):
             raise ValueError(f"gt must have one value per vertex ({n}), got {self.gt.shape}")
+        if self.input_index is not None:
+            total = self.num_input_points
+            index = self.input_index
+            if index.shape != (n,) or total is None or (n and not 0 <= index.min() <= index.max() < total):
+                raise ValueError(f"input_index must be ({n},) positions below num_input_points ({total})")
 
     @property
     def num_vertices(self) -> int:
@@ -92,3 +105,19 @@ class Scene:
     @property
     def has_faces(self) -> bool:
         return len(self.faces) > 0
+
+    @property
+    def input_size(self) -> int:
+        """Points in the scan's file: the length of every per-point output file."""
+        return self.num_vertices if self.input_index is None else int(self.num_input_points)
+
+    def to_input(self, values: np.ndarray, fill: object = 0) -> np.ndarray:
+        """Per-vertex values (last axis has N entries) laid out per input point; ``fill`` where no vertex."""
+        values = np.asarray(values)
+        if values.shape[-1] != self.num_vertices:
+            raise ValueError(f"values must end in an axis of {self.num_vertices}, got shape {values.shape}")
+        if self.input_index is None:
+            return values
+        out = np.full(values.shape[:-1] + (self.input_size,), fill, dtype=values.dtype)
+        out[..., self.input_index] = values
+        return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unscene3d.errors import InputError
+from unscene3d.normals import scene_normals
 from unscene3d.scene import Scene
 
 DEFAULT_VOXEL_SIZE = 0.02
@@ -152,11 +153,8 @@ class InputChannels:
 
 
 def scene_point_features(scene: Scene, channels: InputChannels = InputChannels()) -> np.ndarray:
-    """(N, channels.count) float32 network input per vertex (see :class:`InputChannels`).
-
-    Raises:
-        InputError: normals are requested for a scan that has neither normals nor faces.
-    """
+    """(N, channels.count) float32 network input per vertex (see :class:`InputChannels`); a point cloud without
+    normals gets estimated ones (:func:`unscene3d.normals.scene_normals`)."""
     num = scene.vertices.shape[0]
     columns = []
     if channels.use_color:
@@ -165,21 +163,8 @@ def scene_point_features(scene: Scene, channels: InputChannels = InputChannels()
         else:
             columns.append(np.zeros((num, 3), dtype=np.float32))
     if channels.use_normals:
-        columns.append(_scene_normals(scene))
+        columns.append(scene_normals(scene))
     if not channels.use_color:
         columns.append(np.ones((num, 1), dtype=np.float32))
     return np.concatenate(columns, axis=1)
 
-
-def _scene_normals(scene: Scene) -> np.ndarray:
-    normals = scene.normals
-    if normals is None:
-        if scene.faces is None or len(scene.faces) == 0:
-            raise InputError(
-                scene.source if scene.source is not None else scene.name,
-                "the model uses normals but this scan has no faces and no vertex normals",
-            )
-        from unscene3d.oversegment import compute_vertex_normals
-
-        normals = compute_vertex_normals(scene.vertices, scene.faces)
-    return np.asarray(normals, dtype=np.float32)

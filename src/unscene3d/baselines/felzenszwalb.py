@@ -1,11 +1,12 @@
-"""Baseline: Felzenszwalb mesh segments taken directly as object instances."""
+"""Baseline: Felzenszwalb segments (of the mesh, or of a point cloud's neighbour graph) taken directly as
+object instances."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from unscene3d.baselines.common import partition_to_instances
-from unscene3d.oversegment import oversegment
+from unscene3d.oversegment_points import oversegment_scene
 from unscene3d.scene import Scene
 
 # Coarser than the ScanNet release segments (0.01, 20), which split objects into small patches: with
@@ -20,12 +21,14 @@ def felzenszwalb_instances(
     k_thresh: float = DEFAULT_K_THRESH,
     min_verts: int = DEFAULT_MIN_VERTS,
     variant: str = "scannet",
+    voxel_size: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Oversegment the scene's mesh and return each segment as an instance mask scored by its size.
+    """Oversegment the scan (:func:`~unscene3d.oversegment_points.oversegment_scene`; ``voxel_size`` is for
+    point clouds) and return each segment as an instance mask scored by its size.
 
     Returns (masks (K, N) bool, scores (K,) float64).
     """
-    segmentation = oversegment(
-        scene.vertices, scene.faces, scene.colors, variant=variant, k_thresh=k_thresh, min_verts=min_verts
+    segmentation = oversegment_scene(
+        scene, variant=variant, k_thresh=k_thresh, min_verts=min_verts, voxel_size=voxel_size
     )
     return partition_to_instances(segmentation.labels)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import HDBSCAN
 
-from unscene3d.baselines.common import partition_to_instances
-from unscene3d.oversegment import compute_vertex_normals
+from unscene3d.baselines.common import MIN_INSTANCE_VERTICES, partition_to_instances
+from unscene3d.errors import InputError
+from unscene3d.normals import scene_normals
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,18 @@ def voxel_indices(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, in
 def hdbscan_instances(scene: Scene, config: HdbscanConfig = HdbscanConfig()) -> tuple[np.ndarray, np.ndarray]:
     """Cluster the scene's vertices with HDBSCAN and return each cluster as an instance scored by size.
 
-    Works on meshes and point clouds; without faces the normals are left out, without colours the colours.
-    Returns (masks (K, N) bool, scores (K,) float64).
+    Works on meshes and point clouds (with estimated normals, :func:`unscene3d.normals.scene_normals`);
+    without colours the colours are left out. Returns (masks (K, N) bool, scores (K,) float64); warns when
+    no cluster is large enough to be an instance.
     """
+    if not (np.isfinite(config.voxel_size) and config.voxel_size > 0):
+        raise InputError(None, f"HDBSCAN voxel size must be a positive number, got {config.voxel_size}")
+    if config.min_cluster_size < 2:
+        raise InputError(None, f"HDBSCAN minimum cluster size must be at least 2, got {config.min_cluster_size}")
     parts = [scene.vertices]
-    if scene.has_faces:
-        normals = scene.normals if scene.normals is not None else compute_vertex_normals(scene.vertices, scene.faces)
-        norms = np.linalg.norm(normals, axis=1, keepdims=True)
-        parts.append(config.normal_weight * normals / np.maximum(norms, 1e-12))
+    normals = scene_normals(scene)
+    norms = np.linalg.norm(normals, axis=1, keepdims=True)
+    parts.append(config.normal_weight * normals / np.maximum(norms, 1e-12))
     if scene.colors is not None:
         parts.append(config.color_weight * scene.colors.astype(np.float64) / 255.0)
     features = np.hstack(parts)
@@ -64,6 +69,16 @@ def hdbscan_instances(scene: Scene, config: HdbscanConfig = HdbscanConfig()) -> 
     ) / counts[:, None]
     log.info("HDBSCAN on %d voxels (%d vertices, %d features)", num_voxels, len(features), features.shape[1])
 
-    clusterer = HDBSCAN(min_cluster_size=config.min_cluster_size, min_samples=config.min_samples, copy=True)
+    if num_voxels < 2:
+        log.warning("%s: HDBSCAN found no instance: the scan fills a single %.3g m voxel", scene.source or scene.name,
+                    config.voxel_size)
+        return partition_to_instances(np.full(scene.num_vertices, -1))
+    min_samples = min(config.min_samples, num_voxels)
+    clusterer = HDBSCAN(min_cluster_size=min(config.min_cluster_size, num_voxels), min_samples=min_samples, copy=True)
     voxel_labels = clusterer.fit_predict(voxel_features)
-    return partition_to_instances(voxel_labels[voxel_of_vertex])
+    masks, scores = partition_to_instances(voxel_labels[voxel_of_vertex])
+    if not len(masks):
+        log.warning("%s: HDBSCAN found no instance (%d voxels of %.3g m, minimum cluster size %d, minimum instance "
+                    "%d points): try a smaller --voxel-size or --min-cluster-size", scene.source or scene.name,
+                    num_voxels, config.voxel_size, config.min_cluster_size, MIN_INSTANCE_VERTICES)
+    return masks, scores

@@ -95,16 +95,25 @@ def write_vertex_features(path: str | Path, features: np.ndarray) -> Path:
 
 
 def extract_features_for_scans(
-    checkpoint_path: str | Path, scans: Sequence[str | Path], out_dir: str | Path, *, device: str | None = None
+    checkpoint_path: str | Path,
+    scans: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    up: str | None = None,
+    scale: float | None = None,
 ) -> list[Path]:
-    """Write ``OUT_DIR/<scene>.npy`` (N, C) per-vertex features for each scan; returns the files."""
+    """Write ``OUT_DIR/<scene>.npy`` (N, C) per-vertex features for each scan; returns the files.
+
+    Rows follow the scene's vertices: a point cloud's points without coordinates have none. ``up`` and
+    ``scale`` as in :func:`~unscene3d.io.scan.load_scan`."""
     from unscene3d.io.scan import load_scan
     from unscene3d.progress import progress_log
 
     model, _ = load_backbone(checkpoint_path, device)
     written = []
     for scan in progress_log(list(scans), "features3d"):
-        scene = load_scan(scan, load_frames=False)
+        scene = load_scan(scan, load_frames=False, up=up, scale=scale)
         features = extract_vertex_features(model, scene)
         written.append(write_vertex_features(Path(out_dir) / f"{scene.name}.npy", features))
     return written

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.spatial
 
 from unscene3d.features.handcrafted import rgb_to_lab
-from unscene3d.oversegment import compute_vertex_normals
+from unscene3d.normals import scene_normals
 from unscene3d.scene import Scene
 
 # Points of a cloud: the area a point covers is estimated from its distance to this neighbour.
@@ -101,9 +101,9 @@ def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def unit_vertex_normals(scene: Scene) -> np.ndarray:
-    """(N, 3) unit normals: the scan's own, else the mesh's area-blended ones (zero where none)."""
-    normals = scene.normals if scene.normals is not None else compute_vertex_normals(scene.vertices, scene.faces)
-    normals = np.nan_to_num(np.asarray(normals, dtype=np.float64))
+    """(N, 3) unit normals: the scan's own, the mesh's area-blended ones, or a point cloud's estimated ones
+    (:func:`unscene3d.normals.scene_normals`); zero where none."""
+    normals = np.nan_to_num(np.asarray(scene_normals(scene), dtype=np.float64))
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return np.where(length > 1e-12, normals / np.maximum(length, 1e-12), 0.0)
 

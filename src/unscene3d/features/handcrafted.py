@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from unscene3d.features.pooling import pool_segment_features
-from unscene3d.oversegment import compute_vertex_normals
+from unscene3d.normals import scene_normals
 from unscene3d.scene import Scene
 
 # Colour-less scans get a neutral grey, so only geometry separates segments.
@@ -58,10 +58,7 @@ def handcrafted_segment_features(
     """(S, 17) float32 standardised descriptor of each segment (see the module docstring)."""
     vertices = np.asarray(scene.vertices, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    normals = scene.normals
-    if normals is None:
-        normals = compute_vertex_normals(vertices, scene.faces)
-    normals = np.asarray(normals, dtype=np.float64)
+    normals = scene_normals(scene).astype(np.float64)
     colors = scene.colors if scene.colors is not None else np.full((len(vertices), 3), _NEUTRAL_GREY, np.uint8)
     lab = rgb_to_lab(colors)
     height = vertices[:, 2] - np.percentile(vertices[:, 2], 1)  # robust floor level

@@ -100,10 +100,12 @@ class _Header(NamedTuple):
 def read_ply(path: str | Path) -> PlyMesh:
     """Read a PLY mesh or point cloud.
 
+    A point cloud (no faces) may have NaN/inf coordinates (its loader drops those points); a mesh may not.
+
     Raises:
         InputError: the file is missing, is not a PLY file, has a malformed header, lacks vertex
             positions, is shorter than its header promises, or has invalid values (NaN/inf
-            coordinates, negative list counts, face indices out of range).
+            mesh coordinates, negative list counts, face indices out of range).
     """
     path = Path(path)
     if not path.is_file():
@@ -139,6 +141,14 @@ def read_ply(path: str | Path) -> PlyMesh:
     mesh = _vertex_attributes(path, columns["vertex"])
     if face_list is not None:
         mesh.faces = _triangulate(path, columns["face"][face_list], len(mesh.vertices))
+    bad = ~np.isfinite(mesh.vertices).all(axis=1)
+    # A point cloud may hold NaN rows (an organized depth frame's missing pixels); a mesh may not.
+    if bad.any() and len(mesh.faces):
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            path,
+            f"{int(bad.sum())} of {len(mesh.vertices)} vertices have NaN or infinite coordinates (first: vertex {first})",
+        )
     return mesh
 
 
@@ -418,18 +428,11 @@ def _empty_columns(element: _Element) -> dict[str, np.ndarray | _ListValues]:
 
 def _vertex_attributes(path: Path, columns: dict[str, np.ndarray | _ListValues]) -> PlyMesh:
     vertices = np.stack([np.asarray(columns[axis], dtype=np.float64) for axis in "xyz"], axis=1)
-    bad = ~np.isfinite(vertices).all(axis=1)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            path,
-            f"{int(bad.sum())} of {len(vertices)} vertices have NaN or infinite coordinates (first: vertex {first})",
-        )
     used = {"x", "y", "z"}
     colors = None
     for names in _COLOR_NAMES:
         if all(name in columns for name in names):
-            colors = np.stack([_color_to_uint8(columns[name]) for name in names], axis=1)
+            colors = np.stack([color_to_uint8(columns[name]) for name in names], axis=1)
             used.update(names)
             break
     normals = None
@@ -450,7 +453,7 @@ def _vertex_attributes(path: Path, columns: dict[str, np.ndarray | _ListValues])
     return PlyMesh(vertices, np.zeros((0, 3), np.int64), colors, normals, others)
 
 
-def _color_to_uint8(channel: np.ndarray) -> np.ndarray:
+def color_to_uint8(channel: np.ndarray) -> np.ndarray:
     """One colour channel as uint8.
 
     8-bit channels pass through; 16-bit ones are scaled from 0..65535; other integer types are taken

@@ -1,13 +1,30 @@
-"""One entry point for every kind of scan a user can point at: ScanNet scene folders and PLY files."""
+"""One entry point for every kind of scan a user can point at: meshes and point clouds in the common
+formats, ScanNet scene folders, Pointcept scene folders and S3DIS room folders.
+
+Every scan becomes a :class:`~unscene3d.scene.Scene` in the project's frame: z up, metres. Points
+without coordinates (NaN rows of an organized depth frame) are left out of the scene's vertices but
+remembered (``Scene.input_index``), so outputs are written back per input point, in file order.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from unscene3d.errors import InputError
 from unscene3d.io.benchmark import read_gt_txt
+from unscene3d.io.datasets import (
+    is_pointcept_folder,
+    read_pointcept_folder,
+    read_s3dis_room,
+    s3dis_room_file,
+    s3dis_scene_name,
+)
 from unscene3d.io.ply import read_ply
+from unscene3d.io.pointclouds import POINT_CLOUD_SUFFIXES, TRIMESH_SUFFIXES, RawScan, read_point_file
 from unscene3d.io.scannet import (
     MESH_SUFFIX,
     align_geometry,
@@ -15,41 +32,72 @@ from unscene3d.io.scannet import (
     load_scannet_scene,
     scene_axis_alignment,
 )
+from unscene3d.normals import check_cloud
 from unscene3d.scene import Scene
+
+log = logging.getLogger(__name__)
+
+SCAN_SUFFIXES = (".ply",) + POINT_CLOUD_SUFFIXES + TRIMESH_SUFFIXES
+UP_AXES = ("z", "y", "-y")
+# Rotations taking each up axis to +z (proper rotations, so normals and handedness are kept).
+_TO_Z_UP = {
+    "z": np.eye(3),
+    "y": np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),
+    "-y": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),
+}
+# A scan wider than this many units is probably not in metres (an indoor room is 3-30 m).
+_LARGE_EXTENT = 500.0
 
 
 def load_scan(
-    path: str | Path, *, axis_align: bool = False, gt_path: str | Path | None = None, load_frames: bool = True
+    path: str | Path,
+    *,
+    axis_align: bool = False,
+    gt_path: str | Path | None = None,
+    load_frames: bool = True,
+    up: str | None = None,
+    scale: float | None = None,
 ) -> Scene:
-    """Load a scan from a ScanNet scene folder or a PLY file (mesh or point cloud).
+    """Load a scan (mesh or point cloud) from a file or a scan folder.
 
-    - A folder holding ``*_vh_clean_2.ply`` is read as a ScanNet scene (frames and ground truth
-      included when present; see :func:`unscene3d.io.scannet.load_scannet_scene`).
-    - Any other folder must hold exactly one ``.ply`` file, which is read as below.
-    - A ``.ply`` file is read as a mesh, or a point cloud when it has no faces. Its scene name is the
-      file stem without ``_vh_clean_2``. With ``axis_align``, a ``<name>.txt`` ScanNet meta file next
-      to it supplies the alignment.
+    - A folder holding ``*_vh_clean_2.ply`` is read as a ScanNet scene (frames and ground truth included when
+      present; see :func:`unscene3d.io.scannet.load_scannet_scene`).
+    - A folder with ``coord.npy`` is a Pointcept scene, one with ``<name>.txt`` and ``Annotations/`` an S3DIS
+      room (:mod:`unscene3d.io.datasets`); their annotations become ground truth.
+    - Any other folder must hold exactly one scan file, which is read as below.
+    - A file by its suffix: ``.ply`` (mesh or point cloud; the scene name drops ``_vh_clean_2``; with
+      ``axis_align`` a ``<name>.txt`` ScanNet meta file next to it supplies the alignment), and the formats of
+      :mod:`unscene3d.io.pointclouds` (PCD, LAS/LAZ, OBJ/OFF/GLB/GLTF/STL, NPY/NPZ).
 
-    ``gt_path`` (a benchmark ground-truth txt, one value per vertex) replaces any ground truth found
-    with the scan.
+    ``up`` (``z``, ``y`` or ``-y``) names the scan's up axis, which is turned to +z; by default the format's own
+    convention, else z. ``scale`` multiplies coordinates into metres (default 1). What was assumed is logged.
+    ``gt_path`` (a benchmark ground-truth txt, one value per input point) replaces any ground truth found.
 
     Raises:
-        InputError: the path is missing or unsupported, or a file is malformed.
+        InputError: the path is missing or unsupported, a file is malformed, or a point cloud holds fewer
+            than two distinct points with coordinates.
     """
     path = Path(path)
-    is_scannet_folder, ply_path = _resolve(path)
-    if is_scannet_folder:
+    if up is not None and up not in UP_AXES:
+        raise InputError(None, f"up axis must be one of {', '.join(UP_AXES)}, got {up!r}")
+    if scale is not None and not (np.isfinite(scale) and scale > 0):
+        raise InputError(None, f"scale must be a positive number, got {scale}")
+    kind, target = _resolve(path)
+    if kind == "scannet":
         scene = load_scannet_scene(path, axis_align=axis_align, load_frames=load_frames, load_gt=gt_path is None)
+        if up is not None or scale is not None:
+            scene = _reframe(scene, up or "z", scale or 1.0)
     else:
-        scene = _load_ply_scene(ply_path, axis_align)
+        scene = _scene_from_raw(_read_raw(kind, target, axis_align), _scene_name(kind, target), target, up, scale)
     if gt_path is not None:
-        scene.gt = read_gt_txt(gt_path, scene.num_vertices)
+        gt = read_gt_txt(gt_path, scene.input_size)
+        scene.gt = gt if scene.input_index is None else gt[scene.input_index]
     return scene
 
 
 def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """The scans a user's arguments name: a PLY file or scan folder is one scan; any other folder
-    contributes its ``.ply`` files and scan sub-folders, sorted.
+    """The scans a user's arguments name: a scan file or scan folder is one scan; any other folder
+    contributes its scan files (:data:`SCAN_SUFFIXES`) and scan sub-folders, sorted.
 
     Raises:
         InputError: a path is missing, or a folder holds no scans.
@@ -64,12 +112,17 @@ def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
         children = [
             child
             for child in sorted(path.iterdir())
-            if (child.is_file() and child.suffix.lower() == ".ply") or (child.is_dir() and _is_scan(child))
+            if (child.is_file() and child.suffix.lower() in SCAN_SUFFIXES) or (child.is_dir() and _is_scan(child))
         ]
         if not children:
-            raise InputError(path, "no scans found (expected .ply files or ScanNet scene folders)")
+            raise InputError(path, "no scans found (expected scan files or scan folders)")
         found.extend(children)
     return found
+
+
+def scan_name(path: str | Path) -> str:
+    """The scene name :func:`load_scan` gives this scan, found without reading the scan."""
+    return _scene_name(*_resolve(Path(path)))
 
 
 def _is_scan(path: Path) -> bool:
@@ -80,51 +133,115 @@ def _is_scan(path: Path) -> bool:
     return True
 
 
-def scan_name(path: str | Path) -> str:
-    """The scene name :func:`load_scan` gives this scan, found without reading the scan."""
-    _, ply_path = _resolve(Path(path))
-    return _ply_scene_name(ply_path)
-
-
-def _resolve(path: Path) -> tuple[bool, Path]:
-    """(whether it is a ScanNet scene folder, its mesh file), by the rules of :func:`load_scan`."""
+def _resolve(path: Path) -> tuple[str, Path]:
+    """(kind, what to read) by the rules of :func:`load_scan`; kind is scannet, pointcept, s3dis or file."""
     if not path.exists():
         raise InputError(path, "no such file or folder")
     if path.is_dir():
         scannet_mesh = find_scannet_mesh(path)
-        return (True, scannet_mesh) if scannet_mesh is not None else (False, _single_ply(path))
-    if path.suffix.lower() == ".ply":
-        return False, path
-    raise InputError(path, "unsupported scan: expected a .ply file or a ScanNet scene folder")
+        if scannet_mesh is not None:
+            return "scannet", scannet_mesh
+        if is_pointcept_folder(path):
+            return "pointcept", path
+        if s3dis_room_file(path) is not None:
+            return "s3dis", path
+        return "file", _single_scan_file(path)
+    if path.suffix.lower() in SCAN_SUFFIXES:
+        return "file", path
+    raise InputError(
+        path, f"unsupported scan: expected a scan file ({' '.join(SCAN_SUFFIXES)}) or a scan folder"
+    )
 
 
-def _ply_scene_name(ply_path: Path) -> str:
-    return ply_path.stem.removesuffix("_vh_clean_2")
+def _scene_name(kind: str, target: Path) -> str:
+    if kind == "pointcept":
+        return target.name
+    if kind == "s3dis":
+        return s3dis_scene_name(target)
+    return target.stem.removesuffix("_vh_clean_2")
 
 
-def _single_ply(folder: Path) -> Path:
-    plys = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".ply" and p.is_file())
-    if len(plys) != 1:
+def _single_scan_file(folder: Path) -> Path:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SCAN_SUFFIXES and p.is_file())
+    if len(files) != 1:
         raise InputError(
             folder,
-            f"not a scan folder: no *{MESH_SUFFIX} and {len(plys)} .ply files (expected exactly one)",
+            f"not a scan folder: no *{MESH_SUFFIX}, coord.npy or S3DIS room, and {len(files)} scan files "
+            "(expected exactly one)",
         )
-    return plys[0]
+    return files[0]
 
 
-def _load_ply_scene(ply_path: Path, axis_align: bool) -> Scene:
-    mesh = read_ply(ply_path)
-    name = _ply_scene_name(ply_path)
-    vertices, normals = mesh.vertices, mesh.normals
+def _read_raw(kind: str, target: Path, axis_align: bool) -> RawScan:
+    if kind == "pointcept":
+        return read_pointcept_folder(target)
+    if kind == "s3dis":
+        return read_s3dis_room(target)
+    if target.suffix.lower() != ".ply":
+        return read_point_file(target)
+    mesh = read_ply(target)
+    raw = RawScan(mesh.vertices, faces=mesh.faces, colors=mesh.colors, normals=mesh.normals)
     if axis_align:
-        alignment = scene_axis_alignment(ply_path.with_name(f"{name}.txt"))
+        alignment = scene_axis_alignment(target.with_name(f"{_scene_name('file', target)}.txt"))
         if alignment is not None:
-            vertices, normals = align_geometry(vertices, normals, alignment)
-    return Scene(
+            raw.points, raw.normals = align_geometry(raw.points, raw.normals, alignment)
+    return raw
+
+
+def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale: float | None) -> Scene:
+    count = len(raw.points)
+    keep = np.isfinite(raw.points).all(axis=1)
+    is_cloud = len(raw.faces) == 0
+    if not is_cloud and not keep.all():
+        raise InputError(source, f"{int((~keep).sum())} mesh vertices have NaN or infinite coordinates")
+    if is_cloud:
+        if count and not keep.any():
+            raise InputError(source, f"none of the {count} points has coordinates (all NaN)")
+        check_cloud(raw.points[keep], source)
+
+    def kept(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None or keep.all() else values[keep]
+
+    scene = Scene(
         name=name,
-        vertices=vertices,
-        faces=mesh.faces,
-        colors=mesh.colors,
-        normals=normals,
-        source=ply_path,
+        vertices=raw.points if keep.all() else raw.points[keep],
+        faces=raw.faces,
+        colors=raw.colors if keep.all() else kept(raw.colors),
+        normals=raw.normals if keep.all() else kept(raw.normals),
+        gt=raw.gt if keep.all() else kept(raw.gt),
+        source=source,
+        sensor=raw.sensor,
+        input_index=None if keep.all() else np.flatnonzero(keep),
+        num_input_points=None if keep.all() else count,
     )
+    axis = up or raw.up or "z"
+    reason = "as given" if up else (raw.up_reason or "the project's convention; pass --up if it stands on its side")
+    scene = _reframe(scene, axis, scale or 1.0)
+    extent = float(np.ptp(scene.vertices, axis=0).max()) if scene.num_vertices else 0.0
+    describe = log.info if (is_cloud or raw.up) else log.debug
+    dropped = f", {count - scene.num_vertices} without coordinates left out" if scene.input_index is not None else ""
+    describe("%s: %s of %d %s%s; up axis %s (%s); units: metres%s, %.2f m across%s", source,
+             "point cloud" if is_cloud else "mesh", count, "points" if is_cloud else "vertices", dropped, axis, reason,
+             f" after scaling by {scale}" if scale else " (pass --scale otherwise)", extent,
+             "" if scene.sensor is None else "; sensor position known (normals face it)")
+    if extent > _LARGE_EXTENT:
+        log.warning("%s spans %.0f units: if they are millimetres pass --scale 0.001 (centimetres: 0.01)", source,
+                    extent)
+    return scene
+
+
+def _reframe(scene: Scene, up: str, scale: float) -> Scene:
+    """The scene turned so that ``up`` becomes +z and scaled by ``scale`` (in place; returned)."""
+    rotation = _TO_Z_UP[up] * scale
+    if up == "z" and scale == 1.0:
+        return scene
+    scene.vertices = scene.vertices @ rotation.T
+    if scene.normals is not None:
+        scene.normals = (scene.normals @ _TO_Z_UP[up].T).astype(np.float32)
+    if scene.sensor is not None:
+        scene.sensor = scene.sensor @ rotation.T
+    for frame in scene.frames:  # camera-to-world stays rigid: the rotation turns, the position also scales
+        frame.pose = frame.pose.copy()
+        frame.pose[:3, :3] = _TO_Z_UP[up] @ frame.pose[:3, :3]
+        frame.pose[:3, 3] = rotation @ frame.pose[:3, 3]
+    return scene

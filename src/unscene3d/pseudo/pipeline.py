@@ -40,7 +40,8 @@ from unscene3d.features.pooling import pool_segment_features
 from unscene3d.io.atomic import atomic_output
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.io.scan import expand_scan_paths
-from unscene3d.oversegment import Segmentation, oversegment
+from unscene3d.oversegment import Segmentation
+from unscene3d.oversegment_points import oversegment_scene
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.cuts import CutConfig, cut_tree, objectness, select_masks
 from unscene3d.pseudo.graph import GraphConfig, segment_affinity, segment_contacts, surface_edges
@@ -138,11 +139,12 @@ class PseudoMasks:
 
 
 def segment_scene(scene: Scene) -> Segmentation:
-    """UnScene3D's colour-aware oversegmentation; the geometric ScanNet one when the scan has no colour."""
+    """UnScene3D's colour-aware oversegmentation; the geometric ScanNet one when the scan has no colour.
+    Meshes and point clouds alike (:func:`~unscene3d.oversegment_points.oversegment_scene`)."""
     if scene.colors is None:
         log.warning("%s: no vertex colours, oversegmenting with the scannet variant instead", scene.name)
-        return oversegment(scene.vertices, scene.faces, variant="scannet")
-    return oversegment(scene.vertices, scene.faces, scene.colors, variant="unscene3d")
+        return oversegment_scene(scene, variant="scannet")
+    return oversegment_scene(scene, variant="unscene3d")
 
 
 def segment_features(
@@ -187,8 +189,7 @@ def _graph_features(features: list[np.ndarray], geometry: SegmentGeometry, confi
 
 def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     k_thresh, min_verts = FELZENSZWALB_SOURCE_PARAMS
-    segmentation = oversegment(scene.vertices, scene.faces, scene.colors, variant="scannet", k_thresh=k_thresh,
-                               min_verts=min_verts)
+    segmentation = oversegment_scene(scene, variant="scannet", k_thresh=k_thresh, min_verts=min_verts)
     sizes = np.bincount(segmentation.labels, minlength=segmentation.num_segments)
     kept = np.flatnonzero(sizes >= CutConfig().min_vertices)
     kept = kept[np.argsort(-sizes[kept], kind="stable")]

@@ -1,0 +1,136 @@
+"""Oversegmentation of point clouds, and the one oversegmentation entry point every stage calls.
+
+A point cloud has no mesh edges, so the graph is the voxel points' nearest-neighbour graph
+(:mod:`unscene3d.normals`), weighted by the mesh path's own edge weights (``"scannet"``:
+``1 - n_a.n_b``, squared when convex; ``"unscene3d"``: times the colour L1, squared only when convex and
+the colours are close) on estimated, oriented normals and voxel-mean colours, and segmented by the mesh
+path's Felzenszwalb union-find. Segment sizes (``min_verts``, the ``k/|C|`` threshold) count voxel points,
+so they measure area whatever the sensor's density. Each input point takes its voxel point's segment.
+
+Unlike the mesh path this is not a port of a reference tool: the edges are sorted with a stable sort,
+and ``seg_ids`` (the ScanNet-style segment id) is the index of the segment's first input point.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from unscene3d.errors import InputError
+from unscene3d.normals import DEFAULT_NEIGHBOURS, DEFAULT_VOXEL_SIZE, neighbour_graph, orient_normals, pca_normals
+from unscene3d.oversegment import (
+    COLOUR_CONVEX_LIMIT,
+    Segmentation,
+    _adjacency_from_edges,
+    _check_colors,
+    _edge_weights_kernel,
+    _felzenszwalb_kernel,
+    compact_labels,
+    felzenszwalb_params,
+    oversegment,
+)
+from unscene3d.scene import Scene
+
+log = logging.getLogger(__name__)
+
+
+def oversegment_points(
+    points: np.ndarray,
+    colors: np.ndarray | None = None,
+    *,
+    variant: str = "scannet",
+    k_thresh: float | None = None,
+    min_verts: int | None = None,
+    voxel_size: float = DEFAULT_VOXEL_SIZE,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    sensor: np.ndarray | None = None,
+    source: object = None,
+) -> Segmentation:
+    """Felzenszwalb segments of a point cloud (module docstring); one label per input point.
+
+    ``k_thresh``/``min_verts`` default to the mesh path's values for the variant; ``min_verts`` counts voxel
+    points. ``sensor`` (3,) orients the normals towards it (a single depth frame). Raises
+    :class:`InputError` for clouds with NaN points, fewer than 2 distinct points, or bad parameters.
+    """
+    k_thresh, min_verts = felzenszwalb_params(variant, k_thresh, min_verts)
+    colours01 = _check_colors(colors, len(points)) if variant == "unscene3d" else None
+
+    graph = neighbour_graph(points, voxel_size=voxel_size, neighbours=neighbours, source=source)
+    normals = orient_normals(graph, pca_normals(graph), sensor).astype(np.float32)
+    edge_a, edge_b = graph.edge_a, graph.edge_b
+    if colours01 is None:
+        node_colours = np.zeros((1, 3), dtype=np.float32)
+    else:
+        counts = np.bincount(graph.voxel_of_point, minlength=graph.num_nodes).astype(np.float64)
+        node_colours = np.stack(
+            [np.bincount(graph.voxel_of_point, weights=colours01[:, d], minlength=graph.num_nodes) for d in range(3)],
+            axis=1,
+        )
+        node_colours = (node_colours / counts[:, None]).astype(np.float32)
+    # The weight kernel works in float32 like the mesh path's: centred first, so that georeferenced clouds
+    # (LAS coordinates in the millions) keep millimetres.
+    node_points = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
+    weights = _edge_weights_kernel(
+        node_points, normals, node_colours, edge_a, edge_b, colours01 is not None, COLOUR_CONVEX_LIMIT
+    )
+    order = np.argsort(weights, kind="stable").astype(np.int32)
+    roots = _felzenszwalb_kernel(
+        graph.num_nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts)
+    )
+    node_labels, num_segments = compact_labels(roots)
+    adjacency = _adjacency_from_edges(node_labels, edge_a, edge_b) if len(edge_a) else np.empty((0, 2), np.int64)
+
+    # Number segments by their first input point, like seg_ids; the adjacency follows.
+    point_labels = node_labels[graph.voxel_of_point]
+    first = np.full(num_segments, len(point_labels), dtype=np.int64)
+    np.minimum.at(first, point_labels, np.arange(len(point_labels)))
+    rank = np.empty(num_segments, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(num_segments)
+    labels = rank[point_labels]
+    adjacency = np.sort(rank[adjacency], axis=1) if len(adjacency) else adjacency
+    adjacency = adjacency[np.lexsort((adjacency[:, 1], adjacency[:, 0]))]
+    seg_ids = np.sort(first)[labels]
+    log.debug(
+        "oversegmented %d points (%d voxel points, %d edges) into %d segments",
+        len(labels), graph.num_nodes, len(edge_a), num_segments,
+    )
+    params = {
+        "kThresh": float(k_thresh),
+        "segMinVerts": int(min_verts),
+        "variant": variant,
+        "graph": "points",
+        "voxelSize": float(voxel_size),
+        "neighbours": int(neighbours),
+        "maxEdge": graph.max_edge,
+        "voxelPoints": graph.num_nodes,
+    }
+    return Segmentation(seg_ids=seg_ids, labels=labels, adjacency=adjacency, num_segments=num_segments, params=params)
+
+
+def oversegment_scene(
+    scene: Scene,
+    *,
+    variant: str = "scannet",
+    k_thresh: float | None = None,
+    min_verts: int | None = None,
+    voxel_size: float | None = None,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+) -> Segmentation:
+    """Oversegment any scan: a mesh by the exact ScanNet Segmentator path (:func:`unscene3d.oversegment.oversegment`,
+    ``voxel_size``/``neighbours`` unused), a point cloud by :func:`oversegment_points` (``voxel_size`` None: 2 cm)."""
+    where = scene.source or scene.name
+    colors = scene.colors if variant == "unscene3d" else None
+    try:
+        if scene.has_faces:
+            return oversegment(scene.vertices, scene.faces, colors, variant=variant, k_thresh=k_thresh,
+                               min_verts=min_verts)
+        return oversegment_points(
+            scene.vertices, colors, variant=variant, k_thresh=k_thresh, min_verts=min_verts,
+            voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size, neighbours=neighbours,
+            sensor=scene.sensor, source=where,
+        )
+    except InputError as error:
+        if error.path is not None:
+            raise
+        raise InputError(where, error.problem) from None
