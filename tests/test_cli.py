@@ -50,8 +50,13 @@ def test_baseline_then_evaluate(synthetic_ply, tmp_path):
     result = runner.invoke(app, ["evaluate", str(pred_dir), "--gt", str(gt_dir), "--json", str(json_out), "--per-scene"])
     assert result.exit_code == 0, result.output
     figures = json.loads(json_out.read_text())
-    assert 0.0 <= figures["AP"] <= figures["AP50"] <= figures["AP25"] <= 1.0
-    assert "room" in result.output
+    assert figures["units"] == "percent" and figures["protocol"] == "scannet"
+    assert 0.0 <= figures["AP"] <= figures["AP50"] <= figures["AP25"] <= 100.0
+    assert "room" in result.output and "percent" in result.output
+    # The console shows the JSON's figures, in the same unit.
+    overall = result.output.splitlines()[-1].split()
+    assert overall[0] == "overall"
+    assert [float(v) for v in overall[1:]] == [round(figures[k], 1) for k in ("AP", "AP50", "AP25")]
 
     # A second run skips the finished scan instead of redoing it.
     mtime = (pred_dir / "room.txt").stat().st_mtime_ns

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from unscene3d.errors import InputError
+from unscene3d.evaluation.matching import PROTOCOLS
 
 app = typer.Typer(
     add_completion=False,
@@ -33,6 +34,10 @@ class Variant(str, Enum):
 class Baseline(str, Enum):
     felzenszwalb = "felzenszwalb"
     hdbscan = "hdbscan"
+
+
+# Choices from the evaluation's table, so --help lists them.
+ProtocolName = Enum("ProtocolName", {name: name for name in PROTOCOLS}, type=str)
 
 
 @app.callback()
@@ -81,15 +86,19 @@ def oversegment(
 def evaluate(
     pred_dir: Path = typer.Argument(..., help="Predictions in the ScanNet benchmark format."),
     gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance)."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here (percent)."),
     per_scene: bool = typer.Option(False, "--per-scene", help="Print one row per scene as well."),
+    protocol: ProtocolName = typer.Option(
+        "scannet", help="Which ground-truth instances count: scannet (18 benchmark classes), class-agnostic "
+        "(all but wall, floor, ceiling), all (every instance)."),
 ) -> None:
-    """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure."""
+    """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure, in percent."""
     from unscene3d.evaluation import evaluate_dirs, format_table
     from unscene3d.io.atomic import atomic_write_text
 
     with _user_errors():
-        result = evaluate_dirs(pred_dir, gt)
+        result = evaluate_dirs(pred_dir, gt, protocol=protocol.value)
+    typer.echo(f"protocol {result.protocol}, figures in percent")
     typer.echo(format_table(result, per_scene=per_scene))
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
