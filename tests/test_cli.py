@@ -75,14 +75,14 @@ def test_demo_writes_everything(tmp_path):
     result = runner.invoke(app, ["demo", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for name in ["scene.ply", "segments.segs.json", "segments.ply", "felzenszwalb_instances.ply",
-                 "hdbscan_instances.ply", "pseudo_masks_instances.ply", "evaluation.json"]:
+                 "hdbscan_instances.ply", "pseudo_masks_instances.ply", "evaluation.json", "index.html"]:
         assert (tmp_path / name).is_file(), name
     assert len(list((tmp_path / "pseudo").glob("*.npz"))) == 1  # reusable by `unscene3d train`
     figures = json.loads((tmp_path / "evaluation.json").read_text())
     assert "selftrained" not in figures  # only with --run
     for name in ("felzenszwalb", "hdbscan", "pseudo_masks"):
-        assert set(figures[name]) >= {"AP", "AP50", "AP25"}
-        assert 0.0 <= figures[name]["AP"] <= figures[name]["AP25"] <= 1.0
+        assert figures[name]["units"] == "percent"
+        assert 0.0 <= figures[name]["AP"] <= figures[name]["AP25"] <= 100.0
 
 
 def test_synthetic_writes_loadable_scans_with_ground_truth(tmp_path):

@@ -62,7 +62,8 @@ def _user_errors() -> Iterator[None]:
 @app.command()
 def oversegment(
     mesh: Path = typer.Argument(..., help="Mesh PLY file (or a ScanNet scene folder)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format); the mesh "
+                                "coloured by segment goes beside it as .ply."),
     variant: Variant = typer.Option(Variant.scannet, help="Edge weights: ScanNet Segmentator or colour-aware."),
     kthresh: float = typer.Option(None, "--kthresh", help="Felzenszwalb k (default: 0.01 scannet, 0.005 unscene3d)."),
     min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size (default: 20 / 50)."),
@@ -71,6 +72,7 @@ def oversegment(
     from unscene3d.io.scan import load_scan
     from unscene3d.io.segments import write_segs_json
     from unscene3d.oversegment import oversegment as run_oversegment
+    from unscene3d.visualize import write_labels_ply
 
     with _user_errors():
         scene = load_scan(mesh, load_frames=False)
@@ -78,8 +80,10 @@ def oversegment(
             scene.vertices, scene.faces, scene.colors, variant=variant.value, k_thresh=kthresh, min_verts=min_verts
         )
         scene_id = mesh.stem if mesh.is_file() else f"{scene.name}_vh_clean_2"
+        coloured = output.with_name(output.name.removesuffix(".json").removesuffix(".segs") + ".segs.ply")
+        write_labels_ply(coloured, scene, segmentation.labels)
         write_segs_json(output, segmentation.seg_ids, scene_id, segmentation.params)
-    typer.echo(f"{segmentation.num_segments} segments -> {output}")
+    typer.echo(f"{segmentation.num_segments} segments -> {output}, coloured by segment: {coloured}")
 
 
 @app.command()
@@ -108,7 +112,8 @@ def evaluate(
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format and "
+                                "<scene>_instances.ply coloured by instance)."),
     axis_align: bool = typer.Option(False, "--axis-align", help="Apply ScanNet axisAlignment first."),
     kthresh: float = typer.Option(None, "--kthresh", help="felzenszwalb: k (default 0.05)."),
     min_verts: int = typer.Option(None, "--min-verts", help="felzenszwalb: minimum segment size (default 500)."),
@@ -120,6 +125,7 @@ def baseline(
     from unscene3d.io.benchmark import export_predictions
     from unscene3d.io.scan import expand_scan_paths, load_scan, scan_name
     from unscene3d.progress import progress_log
+    from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
 
     with _user_errors():
         for scan in progress_log(expand_scan_paths(scans), f"baseline {method.value}"):
@@ -136,7 +142,8 @@ def baseline(
                 )
             else:
                 masks, scores = hdbscan_instances(scene)
-            export_predictions(output, scene.name, masks, scores)
+            write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, masks, scores)
+            export_predictions(output, scene.name, masks, scores)  # its listing last: it marks the scan done
             log.info("%s: %d instances", scene.name, len(masks))
 
 
@@ -227,7 +234,8 @@ def features3d(
 @app.command("pseudo-masks")
 def pseudo_masks(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files and <scene>.npz."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files, <scene>.npz and "
+                                "<scene>_instances.ply coloured by mask."),
     modality: str = typer.Option("handcrafted", help="Segment features: handcrafted, 3d, 2d or both."),
     checkpoint: Path = typer.Option(None, help="3d/both: pretrained backbone checkpoint."),
     encoder: str = typer.Option(None, help="2d/both: image encoder, a hub id (DINO ViT) or a local folder."),
@@ -308,3 +316,26 @@ def predict(
     with _user_errors():
         written = predict_scans(run, scans, output, device=device)
     typer.echo(f"instances of {len(written)} scans -> {output}")
+
+
+@app.command()
+def view(
+    paths: list[Path] = typer.Argument(..., help="Scans (PLY, ScanNet folders), folders of them, prediction folders, "
+                                       "pseudo-mask folders, run folders: everything found is shown."),
+    output: Path = typer.Option(Path("view.html"), "--output", "-o", help="The HTML page to write."),
+    gt: Path = typer.Option(None, "--gt", help="Folder of ground-truth files <scene>.txt (else those found with "
+                            "the scans or in gt/ folders)."),
+    protocol: ProtocolName = typer.Option("scannet", help="Which ground-truth instances count for the AP lines."),
+    max_points: int = typer.Option(None, "--max-points", help="Points shown per scan; larger scans are subsampled "
+                                   "(default 250,000)."),
+    title: str = typer.Option(None, help="Page title (default: the scene name or the number of scenes)."),
+) -> None:
+    """Write one self-contained HTML page (opens offline) showing scans in 3D with switchable layers."""
+    from unscene3d.viewer import DEFAULT_MAX_POINTS, write_page
+
+    with _user_errors():
+        if max_points is not None and max_points < 1:
+            raise InputError(None, f"--max-points must be positive, got {max_points}")
+        summary = write_page(paths, output, gt_dir=gt, protocol=protocol.value,
+                             max_points=max_points or DEFAULT_MAX_POINTS, title=title)
+    typer.echo(str(summary))

@@ -1,8 +1,9 @@
 """Pseudo masks for scans: oversegment, pool segment features, masked NCut, write the results.
 
 Per scan ``<out>/<scene>.txt`` + ``<out>/pred_mask/`` (the benchmark format, for evaluation and
-viewing) and ``<out>/<scene>.npz`` (what self-training reads: per-vertex segment index, masks over
-segments, scores, parameters). The ``.npz`` is written last and marks a scan as done.
+viewing), ``<out>/<scene>_instances.ply`` (the scan coloured by mask, grey where none) and
+``<out>/<scene>.npz`` (what self-training reads: per-vertex segment index, masks over segments, scores,
+parameters). The ``.npz`` is written last and marks a scan as done.
 
 Scores: masks in discovery order get ``(K - i) / K`` (the first cut finds the most separable
 object; NCut gives no calibrated confidence, and the self-training stage keeps every initial mask).
@@ -31,6 +32,7 @@ from unscene3d.oversegment import Segmentation, oversegment
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.ncut import DEFAULT_TAU, NCutConfig, masked_ncut
 from unscene3d.scene import Scene
+from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +134,14 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMa
     return PseudoMasks(scene.name, segmentation.labels, result.masks, result.scores(), params, source)
 
 
-def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks) -> Path:
-    """Write the benchmark files, then ``<scene>.npz`` (atomically, last); return the ``.npz`` path."""
+def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks, scene: Scene | None = None) -> Path:
+    """Write the benchmark files (and, given the ``scene``, its ``<scene>_instances.ply`` coloured by mask),
+    then ``<scene>.npz`` (atomically, last); return the ``.npz`` path."""
     out_dir = Path(out_dir)
-    export_predictions(out_dir, masks.scene_name, masks.vertex_masks(), masks.scores)
+    vertex_masks = masks.vertex_masks()
+    if scene is not None:
+        write_instances_ply(out_dir / f"{masks.scene_name}{INSTANCES_PLY_SUFFIX}", scene, vertex_masks, masks.scores)
+    export_predictions(out_dir, masks.scene_name, vertex_masks, masks.scores)
     path = out_dir / f"{masks.scene_name}.npz"
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
@@ -178,7 +184,7 @@ def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: 
     load_frames = options.modality in ("2d", "both")
     scene = load_scan(scan, load_frames=load_frames)
     masks = pseudo_masks_for_scene(scene, options)
-    write_pseudo_masks(out_dir, masks)
+    write_pseudo_masks(out_dir, masks, scene)
     return scene.name, len(masks.scores), time.perf_counter() - start
 
 
