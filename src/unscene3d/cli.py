@@ -95,17 +95,41 @@ def evaluate(
     protocol: ProtocolName = typer.Option(
         "scannet", help="Which ground-truth instances count: scannet (18 benchmark classes), class-agnostic "
         "(all but wall, floor, ceiling), all (every instance)."),
+    report: Path = typer.Option(None, "--report", help="Write a report folder: index.html with the per-scene "
+                                "table, precision/recall curves (PNG), AP per IoU, and a 3D view when the scans "
+                                "are found."),
+    scans: list[Path] = typer.Option(None, "--scans", help="--report: the scans, for the 3D view (default: those "
+                                     "recorded by pseudo-mask files in PRED_DIR). Repeat for several."),
 ) -> None:
     """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure, in percent."""
-    from unscene3d.evaluation import evaluate_dirs, format_table
+    from unscene3d.evaluation import format_table, match_dirs, summarize
     from unscene3d.io.atomic import atomic_write_text
 
     with _user_errors():
-        result = evaluate_dirs(pred_dir, gt, protocol=protocol.value)
+        matches = match_dirs(pred_dir, gt, protocol=protocol.value)
+        result = summarize(matches, protocol.value)
+        if report is not None:
+            _write_report(report, matches, pred_dir, gt, scans or [], protocol.value)
     typer.echo(f"protocol {result.protocol}, figures in percent")
     typer.echo(format_table(result, per_scene=per_scene))
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
+    if report is not None:
+        typer.echo(f"report -> {report / 'index.html'}")
+
+
+def _write_report(out_dir: Path, matches: dict, pred_dir: Path, gt: Path, scans: list[Path], protocol: str) -> None:
+    from unscene3d.evaluation.report import write_report
+    from unscene3d.viewer import ScanNotFound, write_page
+
+    view_link, view_note = None, None
+    try:
+        write_page([pred_dir, *scans], out_dir / "view.html", gt_dir=gt, protocol=protocol)
+        view_link = "view.html"
+    except ScanNotFound as error:
+        view_note = f"{error.problem} (evaluate --scans)"
+    write_report(out_dir, matches, protocol=protocol, sources={"predictions": pred_dir, "ground truth": gt},
+                 view_link=view_link, view_note=view_note)
 
 
 @app.command()

@@ -40,7 +40,8 @@ def percent_figures(figures: dict[str, float]) -> dict[str, float | None]:
     return {key: None if math.isnan(value) else round(100 * value, 4) for key, value in figures.items()}
 
 
-def _percent(value: float) -> str:
+def format_percent(value: float) -> str:
+    """A fraction as percent with one decimal, as the tables show it; n/a for nan."""
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
 
 
@@ -54,5 +55,5 @@ def format_table(result: EvaluationResult, per_scene: bool = False) -> str:
     for index, (name, figures) in enumerate(rows):
         if per_scene and index == len(rows) - 1:
             lines.append("-" * len(header))
-        lines.append(f"{name:<{name_width}}" + "".join(f"{_percent(figures[key]):>8}" for key in FIGURES))
+        lines.append(f"{name:<{name_width}}" + "".join(f"{format_percent(figures[key]):>8}" for key in FIGURES))
     return "\n".join(lines)

@@ -9,7 +9,6 @@ sizes and AP are always computed on the full scan.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from unscene3d.evaluation import MIN_REGION_SIZE, evaluate_scenes, get_protocol
+from unscene3d.evaluation.result import format_percent
 from unscene3d.scene import Scene
 from unscene3d.visualize import label_colors, masks_to_labels
 
@@ -165,12 +165,8 @@ def _prediction_layer(scene: Scene, prediction: PredictionLayer, shown: np.ndarr
     summary = f"{len(scores)} instances"
     if scene.gt is not None:
         figures = evaluate_scenes([(scene.name, masks, scores, scene.gt)], protocol=protocol).overall
-        summary += " · " + " · ".join(f"{key} {_percent(figures[key])}" for key in ("AP", "AP50", "AP25"))
+        summary += " · " + " · ".join(f"{key} {format_percent(figures[key])}" for key in ("AP", "AP50", "AP25"))
     return _label_layer(prediction.name, summary, labels[shown], len(scores), legend)
-
-
-def _percent(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
 
 
 def _point_spacing(positions: np.ndarray) -> float:
