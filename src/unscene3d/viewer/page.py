@@ -75,6 +75,10 @@ def write_page(
     inputs = find_inputs(paths)
     views = [_scene_view(inputs, name, gt_dir, protocol, max_points) for name in inputs.scenes()]
     out_html = Path(out_html)
+    for view in views:  # a scan beside the page is named relative to it, so the page can move with it
+        source = Path(view.source).resolve()
+        if source.is_relative_to(out_html.parent.resolve()):
+            view.source = source.relative_to(out_html.parent.resolve()).as_posix()
     title = title or (views[0].name if len(views) == 1 else f"{len(views)} scenes")
     page = render_page(views, title=title, protocol=protocol)
     atomic_write_text(out_html, page)

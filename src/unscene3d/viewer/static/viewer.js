@@ -210,7 +210,7 @@
   function resetView() {
     const sphere = current.geometry.boundingSphere;
     const radius = Math.max(sphere.radius, 1e-3);
-    const distance = radius / Math.sin(THREE.MathUtils.degToRad(camera.fov / 2)) * 0.9;
+    const distance = radius / Math.sin(THREE.MathUtils.degToRad(camera.fov / 2));
     const direction = new THREE.Vector3(0.4, -0.55, 1.0).normalize();
     camera.near = distance / 1000;
     camera.far = distance * 10;
@@ -281,7 +281,9 @@
   });
   ui.scene.addEventListener("change", () => loadScene(Number(ui.scene.value)));
   window.addEventListener("keydown", (event) => {
-    if (event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement) return;
+    // Keys are for the page except while typing (this page has no text fields) or choosing in a list.
+    const typing = event.target instanceof HTMLInputElement && !["radio", "range"].includes(event.target.type);
+    if (typing || event.target instanceof HTMLSelectElement) return;
     if (event.key >= "1" && event.key <= "9") selectLayer(Number(event.key) - 1);
     else if (event.key === "r" || event.key === "R") resetView();
     else if (event.key === "Escape") setHighlight("pin", null);
