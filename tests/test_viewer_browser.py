@@ -1,5 +1,5 @@
 """The demo's page in a real headless browser (Chromium, WebGL on SwiftShader): the 3D canvas is drawn,
-layers switch, the legend highlights an instance, and the page logs no error.
+layers and scenes switch, the legend and a click highlight an instance, and the page logs no error.
 
 Skipped, with the reason, where Chromium or Playwright is missing (`.ci/run` installs both). With
 UNSCENE3D_SCREENSHOT=PATH it also saves the page's screenshot there (docs/demo_page.png comes from here).
@@ -16,6 +16,9 @@ import pytest
 from PIL import Image
 
 from unscene3d.demo import run_demo
+from unscene3d.io.ply import write_ply
+from unscene3d.synthetic import make_synthetic_scene
+from unscene3d.viewer import write_page
 from unscene3d.viewer.headless import find_chromium, open_page
 
 EXECUTABLE, WHY_NOT = find_chromium()
@@ -99,4 +102,21 @@ def test_demo_page_draws_switches_layers_and_highlights(demo_page):
         page.wait_for_timeout(150)
         assert drawn_fraction(canvas_pixels(page)) > drawn_fraction(first)
 
+    assert opened.errors == []
+
+
+def test_scene_picker_switches_scans(tmp_path):
+    for seed in (1, 2):
+        scene = make_synthetic_scene(seed, vertex_spacing=0.12)
+        write_ply(tmp_path / "scans" / f"room{seed}.ply", scene.vertices, scene.faces, scene.colors)
+    write_page([tmp_path / "scans"], tmp_path / "page.html")
+    with open_page(tmp_path / "page.html", width=800, height=500) as opened:
+        page = opened.page
+        assert page.locator("#scene option").all_inner_texts() == ["room1", "room2"]
+        page.wait_for_timeout(150)
+        first = canvas_pixels(page)
+        page.locator("#scene").select_option("1")
+        page.wait_for_timeout(200)
+        assert "room2.ply" in page.locator("#scene-note").inner_text()
+        assert changed_fraction(first, canvas_pixels(page)) > 0.05
     assert opened.errors == []
