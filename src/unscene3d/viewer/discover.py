@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.errors import InputError
-from unscene3d.io.benchmark import MASK_FOLDER
+from unscene3d.io.benchmark import MASK_FOLDER, is_listing
 from unscene3d.io.scan import scan_name
 from unscene3d.io.scannet import find_scannet_mesh
 from unscene3d.visualize import is_coloured_output
@@ -160,16 +160,6 @@ def _add_prediction_set(inputs: Inputs, folder: Path, name: str, files: Iterable
             if recorded != Path(""):
                 inputs.recorded_scans.setdefault(scene, recorded)
     inputs.prediction_sets.append(PredictionSet(name, folder, scenes, tuple(pseudo)))
-
-
-def is_listing(path: Path) -> bool:
-    """Whether a ``.txt`` is a benchmark listing (``<mask> <label> <score>`` lines, or empty: no instance),
-    not a per-vertex file (ground truth, instance ids: one integer per line)."""
-    with open(path, "rb") as handle:
-        for line in handle:
-            if line.strip():
-                return len(line.split()) == 3
-    return True
 
 
 def _recorded_scan(npz: Path) -> Path | None:
