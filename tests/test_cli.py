@@ -6,9 +6,10 @@ from typer.testing import CliRunner
 
 from unscene3d.cli import app
 from unscene3d.io.benchmark import read_gt_txt, read_predictions
-from unscene3d.io.ply import write_ply
+from unscene3d.io.ply import read_ply, write_ply
 from unscene3d.io.segments import read_segs_json
 from unscene3d.synthetic import make_synthetic_scene
+from unscene3d.visualize import is_coloured_output, label_colors, masks_to_labels
 
 runner = CliRunner()
 
@@ -33,6 +34,10 @@ def test_oversegment_writes_scannet_json(synthetic_ply, tmp_path):
     seg_ids = read_segs_json(out, num_vertices=scene.num_vertices)
     # Segment ids are vertex ids of a member vertex, as the C++ Segmentator writes them.
     assert np.all(seg_ids[seg_ids] == seg_ids)
+    # Beside it, the mesh coloured by segment: one colour per segment.
+    coloured = read_ply(tmp_path / "room.segs.ply")
+    assert len(np.unique(coloured.colors, axis=0)) == len(np.unique(seg_ids)) and is_coloured_output(
+        tmp_path / "room.segs.ply")
 
 
 def test_baseline_then_evaluate(synthetic_ply, tmp_path):
@@ -42,6 +47,8 @@ def test_baseline_then_evaluate(synthetic_ply, tmp_path):
     assert result.exit_code == 0, result.output
     masks, labels, scores = read_predictions(pred_dir, "room", scene.num_vertices)
     assert len(masks) > 0 and np.all(np.diff(scores) <= 0)
+    coloured = read_ply(pred_dir / "room_instances.ply")  # instances coloured, the rest grey
+    np.testing.assert_array_equal(coloured.colors, label_colors(masks_to_labels(masks, scores)))
 
     gt_dir.mkdir()
     (gt_dir / "room.txt").write_text("\n".join(map(str, scene.gt)) + "\n")

@@ -186,6 +186,11 @@ def test_bad_paths_are_one_line_naming_the_path(tmp_path, make, message):
         write_page([path], tmp_path / "page.html")
 
 
+def test_a_missing_ground_truth_folder_is_named(scans, tmp_path):
+    result = runner.invoke(app, ["view", str(scans), "--gt", str(tmp_path / "nogt"), "-o", str(tmp_path / "p.html")])
+    assert result.exit_code == 2 and result.output == f"error: {tmp_path / 'nogt'}: ground-truth folder not found\n"
+
+
 def test_predictions_that_do_not_fit_their_scan_name_the_mask_file(scans, tmp_path):
     pred = tmp_path / "pred"
     export_predictions(pred, "room1", np.ones((1, 10), dtype=bool), [1.0])

@@ -72,6 +72,8 @@ def write_page(
             found (:class:`~unscene3d.viewer.discover.ScanNotFound`), or a file is malformed.
     """
     get_protocol(protocol)  # a bad name fails before any work
+    if gt_dir is not None and not Path(gt_dir).is_dir():
+        raise InputError(gt_dir, "ground-truth folder not found")
     inputs = find_inputs(paths)
     views = [_scene_view(inputs, name, gt_dir, protocol, max_points) for name in inputs.scenes()]
     out_html = Path(out_html)
