@@ -98,8 +98,9 @@ def evaluate(
     report: Path = typer.Option(None, "--report", help="Write a report folder: index.html with the per-scene "
                                 "table, precision/recall curves (PNG), AP per IoU, and a 3D view when the scans "
                                 "are found."),
-    scans: list[Path] = typer.Option(None, "--scans", help="--report: the scans, for the 3D view (default: those "
-                                     "recorded by pseudo-mask files in PRED_DIR). Repeat for several."),
+    scans: list[Path] = typer.Option(None, "--scans", help="--report: the scans (named like the scenes), or folders "
+                                     "of them, for the 3D view (default: those recorded by pseudo-mask files in "
+                                     "PRED_DIR). Repeat for several."),
 ) -> None:
     """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure, in percent."""
     from unscene3d.evaluation import format_table, match_dirs, summarize

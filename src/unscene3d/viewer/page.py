@@ -119,7 +119,7 @@ def _scene_view(inputs: Inputs, name: str, gt_dir: str | Path | None, protocol: 
     if segments is None and scene.has_faces:
         # The oversegmentation the pseudo masks and predictions vote over (mesh graph only).
         segments = segment_scene(scene).labels
-    log.info("%s: %d prediction layers", name, len(predictions))
+    log.debug("%s: %d prediction layers", name, len(predictions))
     return build_scene_view(scene, predictions, segments=segments, protocol=protocol, max_points=max_points)
 
 
