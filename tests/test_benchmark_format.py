@@ -162,3 +162,11 @@ def test_missing_listing_and_scene_list(tmp_path):
     (tmp_path / "semantic_instance_evaluation.txt").write_text("class,ap\n")
     (tmp_path / ".a.txt.tmp123.txt").write_text("")
     assert list_prediction_scenes(tmp_path) == ["a", "b"]
+
+
+def test_per_vertex_files_beside_listings_are_not_scenes(tmp_path):
+    # `predict` writes <scene>_instances.txt (one instance id per vertex) beside the listing.
+    export_predictions(tmp_path, "a", np.ones((1, 3), dtype=bool), [1.0])
+    (tmp_path / "a_instances.txt").write_text("1\n1\n1\n")
+    export_predictions(tmp_path, "empty", np.zeros((0, 3), dtype=bool), np.zeros(0))
+    assert list_prediction_scenes(tmp_path) == ["a", "empty"]

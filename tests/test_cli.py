@@ -6,9 +6,10 @@ from typer.testing import CliRunner
 
 from unscene3d.cli import app
 from unscene3d.io.benchmark import read_gt_txt, read_predictions
-from unscene3d.io.ply import write_ply
+from unscene3d.io.ply import read_ply, write_ply
 from unscene3d.io.segments import read_segs_json
 from unscene3d.synthetic import make_synthetic_scene
+from unscene3d.visualize import is_coloured_output, label_colors, masks_to_labels
 
 runner = CliRunner()
 
@@ -33,6 +34,10 @@ def test_oversegment_writes_scannet_json(synthetic_ply, tmp_path):
     seg_ids = read_segs_json(out, num_vertices=scene.num_vertices)
     # Segment ids are vertex ids of a member vertex, as the C++ Segmentator writes them.
     assert np.all(seg_ids[seg_ids] == seg_ids)
+    # Beside it, the mesh coloured by segment: one colour per segment.
+    coloured = read_ply(tmp_path / "room.segs.ply")
+    assert len(np.unique(coloured.colors, axis=0)) == len(np.unique(seg_ids)) and is_coloured_output(
+        tmp_path / "room.segs.ply")
 
 
 def test_baseline_then_evaluate(synthetic_ply, tmp_path):
@@ -42,6 +47,8 @@ def test_baseline_then_evaluate(synthetic_ply, tmp_path):
     assert result.exit_code == 0, result.output
     masks, labels, scores = read_predictions(pred_dir, "room", scene.num_vertices)
     assert len(masks) > 0 and np.all(np.diff(scores) <= 0)
+    coloured = read_ply(pred_dir / "room_instances.ply")  # instances coloured, the rest grey
+    np.testing.assert_array_equal(coloured.colors, label_colors(masks_to_labels(masks, scores)))
 
     gt_dir.mkdir()
     (gt_dir / "room.txt").write_text("\n".join(map(str, scene.gt)) + "\n")
@@ -50,8 +57,13 @@ def test_baseline_then_evaluate(synthetic_ply, tmp_path):
     result = runner.invoke(app, ["evaluate", str(pred_dir), "--gt", str(gt_dir), "--json", str(json_out), "--per-scene"])
     assert result.exit_code == 0, result.output
     figures = json.loads(json_out.read_text())
-    assert 0.0 <= figures["AP"] <= figures["AP50"] <= figures["AP25"] <= 1.0
-    assert "room" in result.output
+    assert figures["units"] == "percent" and figures["protocol"] == "scannet"
+    assert 0.0 <= figures["AP"] <= figures["AP50"] <= figures["AP25"] <= 100.0
+    assert "room" in result.output and "percent" in result.output
+    # The console shows the JSON's figures, in the same unit.
+    overall = result.output.splitlines()[-1].split()
+    assert overall[0] == "overall"
+    assert [float(v) for v in overall[1:]] == [round(figures[k], 1) for k in ("AP", "AP50", "AP25")]
 
     # A second run skips the finished scan instead of redoing it.
     mtime = (pred_dir / "room.txt").stat().st_mtime_ns
@@ -70,14 +82,14 @@ def test_demo_writes_everything(tmp_path):
     result = runner.invoke(app, ["demo", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for name in ["scene.ply", "segments.segs.json", "segments.ply", "felzenszwalb_instances.ply",
-                 "hdbscan_instances.ply", "pseudo_masks_instances.ply", "evaluation.json"]:
+                 "hdbscan_instances.ply", "pseudo_masks_instances.ply", "evaluation.json", "index.html"]:
         assert (tmp_path / name).is_file(), name
     assert len(list((tmp_path / "pseudo").glob("*.npz"))) == 1  # reusable by `unscene3d train`
     figures = json.loads((tmp_path / "evaluation.json").read_text())
     assert "selftrained" not in figures  # only with --run
     for name in ("felzenszwalb", "hdbscan", "pseudo_masks"):
-        assert set(figures[name]) >= {"AP", "AP50", "AP25"}
-        assert 0.0 <= figures[name]["AP"] <= figures[name]["AP25"] <= 1.0
+        assert figures[name]["units"] == "percent"
+        assert 0.0 <= figures[name]["AP"] <= figures[name]["AP25"] <= 100.0
 
 
 def test_synthetic_writes_loadable_scans_with_ground_truth(tmp_path):

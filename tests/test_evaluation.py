@@ -315,11 +315,17 @@ def test_result_json_and_table():
         overall={"AP": 0.1594, "AP50": 0.322, "AP25": 0.585},
         per_scene={"scene0000_00": scene, "empty": undefined},
     )
+    # The JSON is in percent like the table, and says so.
     assert result.to_json() == {
-        "AP": 0.1594,
-        "AP50": 0.322,
-        "AP25": 0.585,
-        "per_scene": {"scene0000_00": scene, "empty": {"AP": None, "AP50": None, "AP25": None}},
+        "units": "percent",
+        "protocol": "scannet",
+        "AP": 15.94,
+        "AP50": 32.2,
+        "AP25": 58.5,
+        "per_scene": {
+            "scene0000_00": {"AP": 50.0, "AP50": 100.0, "AP25": 100.0},
+            "empty": {"AP": None, "AP50": None, "AP25": None},
+        },
     }
     json.dumps(result.to_json(), allow_nan=False)  # standard JSON
     table = format_table(result)

@@ -15,6 +15,8 @@ def test_label_colors_are_deterministic_and_grey_for_unlabeled():
     assert not np.array_equal(colors[0], colors[3])
     np.testing.assert_array_equal(label_colors(labels), colors)
     assert colors[[0, 3, 4]].min() >= 64  # no near-black colours
+    first = label_colors(np.array([0]))[0]
+    assert np.ptp(first) > 64  # the first instance is a colour, not a grey
 
 
 def test_masks_to_labels_higher_score_wins_overlap():

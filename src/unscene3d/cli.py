@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from unscene3d.errors import InputError
+from unscene3d.evaluation.matching import PROTOCOLS
 
 app = typer.Typer(
     add_completion=False,
@@ -50,6 +51,10 @@ def _up(up: UpAxis | None) -> str | None:
     return None if up is None else up.value
 
 
+# Choices from the evaluation's table, so --help lists them.
+ProtocolName = Enum("ProtocolName", {name: name for name in PROTOCOLS}, type=str)
+
+
 @app.callback()
 def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
     logging.basicConfig(
@@ -72,7 +77,8 @@ def _user_errors() -> Iterator[None]:
 @app.command()
 def oversegment(
     mesh: Path = typer.Argument(..., help="A scan: mesh or point cloud file, or a scan folder."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format); the scan "
+                                "coloured by segment goes beside it as .ply."),
     variant: Variant = typer.Option(Variant.scannet, help="Edge weights: ScanNet Segmentator or colour-aware."),
     kthresh: float = typer.Option(None, "--kthresh", help="Felzenszwalb k (default: 0.01 scannet, 0.005 unscene3d)."),
     min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size in vertices (point clouds: voxel "
@@ -86,6 +92,7 @@ def oversegment(
     from unscene3d.io.scan import load_scan
     from unscene3d.io.segments import write_segs_json
     from unscene3d.oversegment_points import oversegment_scene
+    from unscene3d.visualize import write_labels_ply
 
     with _user_errors():
         scene = load_scan(mesh, load_frames=False, up=_up(up), scale=scale)
@@ -93,34 +100,66 @@ def oversegment(
             scene, variant=variant.value, k_thresh=kthresh, min_verts=min_verts, voxel_size=voxel_size
         )
         scene_id = mesh.stem if mesh.is_file() else f"{scene.name}_vh_clean_2"
+        coloured = output.with_name(output.name.removesuffix(".json").removesuffix(".segs") + ".segs.ply")
+        write_labels_ply(coloured, scene, segmentation.labels)
         seg_ids = segmentation.seg_ids if scene.input_index is None else scene.input_index[segmentation.seg_ids]
         write_segs_json(output, scene.to_input(seg_ids, fill=-1), scene_id, segmentation.params)
-    typer.echo(f"{segmentation.num_segments} segments -> {output}")
+    typer.echo(f"{segmentation.num_segments} segments -> {output}, coloured by segment: {coloured}")
 
 
 @app.command()
 def evaluate(
     pred_dir: Path = typer.Argument(..., help="Predictions in the ScanNet benchmark format."),
     gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance)."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here (percent)."),
     per_scene: bool = typer.Option(False, "--per-scene", help="Print one row per scene as well."),
+    protocol: ProtocolName = typer.Option(
+        "scannet", help="Which ground-truth instances count: scannet (18 benchmark classes), class-agnostic "
+        "(all but wall, floor, ceiling), all (every instance)."),
+    report: Path = typer.Option(None, "--report", help="Write a report folder: index.html with the per-scene "
+                                "table, precision/recall curves (PNG), AP per IoU, and a 3D view when the scans "
+                                "are found."),
+    scans: list[Path] = typer.Option(None, "--scans", help="--report: the scans (named like the scenes), or folders "
+                                     "of them, for the 3D view (default: those recorded by pseudo-mask files in "
+                                     "PRED_DIR). Repeat for several."),
 ) -> None:
-    """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure."""
-    from unscene3d.evaluation import evaluate_dirs, format_table
+    """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure, in percent."""
+    from unscene3d.evaluation import format_table, match_dirs, summarize
     from unscene3d.io.atomic import atomic_write_text
 
     with _user_errors():
-        result = evaluate_dirs(pred_dir, gt)
+        matches = match_dirs(pred_dir, gt, protocol=protocol.value)
+        result = summarize(matches, protocol.value)
+        if report is not None:
+            _write_report(report, matches, pred_dir, gt, scans or [], protocol.value)
+    typer.echo(f"protocol {result.protocol}, figures in percent")
     typer.echo(format_table(result, per_scene=per_scene))
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
+    if report is not None:
+        typer.echo(f"report -> {report / 'index.html'}")
+
+
+def _write_report(out_dir: Path, matches: dict, pred_dir: Path, gt: Path, scans: list[Path], protocol: str) -> None:
+    from unscene3d.evaluation.report import write_report
+    from unscene3d.viewer import ScanNotFound, write_page
+
+    view_link, view_note = None, None
+    try:
+        write_page([pred_dir, *scans], out_dir / "view.html", gt_dir=gt, protocol=protocol)
+        view_link = "view.html"
+    except ScanNotFound as error:
+        view_note = f"{error.problem} (evaluate --scans)"
+    write_report(out_dir, matches, protocol=protocol, sources={"predictions": pred_dir, "ground truth": gt},
+                 view_link=view_link, view_note=view_note)
 
 
 @app.command()
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format and "
+                                "<scene>_instances.ply coloured by instance)."),
     axis_align: bool = typer.Option(False, "--axis-align", help="Apply ScanNet axisAlignment first."),
     kthresh: float = typer.Option(None, "--kthresh", help="felzenszwalb: k (default 0.05)."),
     min_verts: int = typer.Option(None, "--min-verts", help="felzenszwalb: minimum segment size in vertices "
@@ -143,6 +182,7 @@ def baseline(
     from unscene3d.io.benchmark import export_predictions
     from unscene3d.io.scan import expand_scan_paths, load_scan, scan_name
     from unscene3d.progress import progress_log
+    from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
 
     hdbscan_config = HdbscanConfig()
     if voxel_size is not None:
@@ -165,6 +205,8 @@ def baseline(
                 )
             else:
                 masks, scores = hdbscan_instances(scene, hdbscan_config)
+            write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, masks, scores)
+            # its listing last: it marks the scan done
             export_predictions(output, scene.name, scene.to_input(masks, False), scores)
             log.info("%s: %d instances", scene.name, len(masks))
 
@@ -284,7 +326,8 @@ def features3d(
 @app.command("pseudo-masks")
 def pseudo_masks(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files and <scene>.npz."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files, <scene>.npz and "
+                                "<scene>_instances.ply coloured by mask."),
     modality: str = typer.Option("auto", help="Segment features: auto (best available: 2d with --encoder and "
                                  "frames, 3d with --checkpoint, else geometric), geometric, handcrafted, 3d, 2d, both."),
     checkpoint: Path = typer.Option(None, help="3d/both: pretrained backbone checkpoint."),
@@ -378,3 +421,26 @@ def predict(
     with _user_errors():
         written = predict_scans(run, scans, output, device=device, up=_up(up), scale=scale)
     typer.echo(f"instances of {len(written)} scans -> {output}")
+
+
+@app.command()
+def view(
+    paths: list[Path] = typer.Argument(..., help="Scans (PLY, ScanNet folders), folders of them, prediction folders, "
+                                       "pseudo-mask folders, run folders: everything found is shown."),
+    output: Path = typer.Option(Path("view.html"), "--output", "-o", help="The HTML page to write."),
+    gt: Path = typer.Option(None, "--gt", help="Folder of ground-truth files <scene>.txt (else those found with "
+                            "the scans or in gt/ folders)."),
+    protocol: ProtocolName = typer.Option("scannet", help="Which ground-truth instances count for the AP lines."),
+    max_points: int = typer.Option(None, "--max-points", help="Points shown per scan; larger scans are subsampled "
+                                   "(default 250,000)."),
+    title: str = typer.Option(None, help="Page title (default: the scene name or the number of scenes)."),
+) -> None:
+    """Write one self-contained HTML page (opens offline) showing scans in 3D with switchable layers."""
+    from unscene3d.viewer import DEFAULT_MAX_POINTS, write_page
+
+    with _user_errors():
+        if max_points is not None and max_points < 1:
+            raise InputError(None, f"--max-points must be positive, got {max_points}")
+        summary = write_page(paths, output, gt_dir=gt, protocol=protocol.value,
+                             max_points=max_points or DEFAULT_MAX_POINTS, title=title)
+    typer.echo(str(summary))

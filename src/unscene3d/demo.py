@@ -2,6 +2,8 @@
 
 It needs no data and no weights, so it is the first thing a new user runs. Results go to one folder:
 
+    index.html                      the page to open first: the scan in 3D with every layer below
+                                    (`unscene3d view`; self-contained, opens offline)
     scene.ply                       the synthetic scan (coloured mesh)
     gt/<scene>.txt                  its ground truth (benchmark convention)
     segments.segs.json / .ply       the mesh oversegmentation (ScanNet format / coloured by segment)
@@ -9,7 +11,7 @@ It needs no data and no weights, so it is the first thing a new user runs. Resul
     <method>_instances.ply          the same, coloured by instance (grey = no instance)
     pseudo/<scene>.npz              UnScene3D pseudo masks (the no-weights defaults: geometric segment
                                     descriptors, structure left out, spatial cuts), reusable by `unscene3d train`
-    evaluation.json                 class-agnostic AP / AP50 / AP25 of each method
+    evaluation.json                 class-agnostic AP / AP50 / AP25 of each method, in percent
 
 Methods: the two learning-free baselines, the pseudo masks, and -- given a self-training run
 (``run``) -- that model's predictions.
@@ -35,7 +37,8 @@ from unscene3d.predict import Predictor
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, pseudo_masks_for_scene, write_pseudo_masks
 from unscene3d.scene import Scene
 from unscene3d.synthetic import make_synthetic_scene
-from unscene3d.visualize import label_colors, masks_to_labels
+from unscene3d.viewer import write_page
+from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply, write_labels_ply
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,12 @@ def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
     scene = make_synthetic_scene(seed)
     log.info("synthetic scene %s: %d vertices, %d faces", scene.name, scene.num_vertices, len(scene.faces))
     write_ply(output / "scene.ply", scene.vertices, scene.faces, scene.colors)
+    scene.source = output / "scene.ply"  # recorded by the pseudo masks, so `train` and `view` find the scan
     write_gt_txt(output / "gt" / f"{scene.name}.txt", scene.gt)
 
     segmentation = oversegment(scene.vertices, scene.faces, scene.colors)
     write_segs_json(output / "segments.segs.json", segmentation.seg_ids, scene.name, segmentation.params)
-    write_ply(output / "segments.ply", scene.vertices, scene.faces, label_colors(segmentation.labels))
+    write_labels_ply(output / "segments.ply", scene, segmentation.labels)
     log.info("oversegmentation: %d segments", segmentation.num_segments)
 
     methods = [("felzenszwalb", felzenszwalb_instances), ("hdbscan", hdbscan_instances),
@@ -66,26 +70,26 @@ def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
     for name, method in methods:
         masks, scores = method(scene)
         export_predictions(output / "predictions" / name, scene.name, masks, scores)
-        instance_labels = masks_to_labels(masks, scores)
-        write_ply(output / f"{name}_instances.ply", scene.vertices, scene.faces, label_colors(instance_labels))
+        write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, masks, scores)
         result = evaluate_scenes([(scene.name, masks, scores, scene.gt)])
-        figures[name] = result.overall
+        figures[name] = result.to_json()
         tables.append(f"{name} ({len(masks)} instances)\n{format_table(result)}")
         log.info("%s: %d instances", name, len(masks))
 
     atomic_write_text(output / "evaluation.json", json.dumps(figures, indent=2) + "\n")
+    page = write_page([output], output / "index.html", title=f"unscene3d demo: {scene.name}")
     elapsed = time.perf_counter() - start
     return "\n\n".join(
         [f"demo scene {scene.name}: {scene.num_vertices} vertices, {segmentation.num_segments} segments"]
         + tables
-        + [f"results in {output} ({elapsed:.1f}s)"]
+        + [f"results in {output} ({elapsed:.1f}s); open {page.path} in a browser to look at them"]
     )
 
 
 def _pseudo_masks(scene: Scene, out_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """UnScene3D's pseudo masks with the default (no-weights) options, written as `pseudo-masks` would."""
     masks = pseudo_masks_for_scene(scene, PseudoMaskOptions())
-    write_pseudo_masks(out_dir, masks)
+    write_pseudo_masks(out_dir, masks, scene)
     return masks.vertex_masks(), masks.scores
 
 

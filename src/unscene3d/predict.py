@@ -26,12 +26,11 @@ import torch
 
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions
-from unscene3d.io.ply import write_ply
 from unscene3d.model.mask3d import Mask3D, predict_scene
 from unscene3d.model.postprocess import InstancePrediction
 from unscene3d.scene import Scene
 from unscene3d.train.selftrain import SelfTrainConfig, load_model
-from unscene3d.visualize import label_colors, masks_to_labels
+from unscene3d.visualize import INSTANCES_PLY_SUFFIX, masks_to_labels, write_labels_ply
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +66,7 @@ def write_instances(out_dir: str | Path, scene: Scene, prediction: InstancePredi
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = masks_to_labels(prediction.masks, prediction.scores)
-    write_ply(out_dir / f"{scene.name}_instances.ply", scene.vertices, scene.faces if len(scene.faces) else None,
-              label_colors(labels))
+    write_labels_ply(out_dir / f"{scene.name}{INSTANCES_PLY_SUFFIX}", scene, labels)
     per_point = scene.to_input(labels + 1, 0)
     atomic_write_text(out_dir / f"{scene.name}_instances.txt", "".join(f"{v}\n" for v in per_point.tolist()))
     return export_predictions(out_dir, scene.name, scene.to_input(prediction.masks, False), prediction.scores)

@@ -19,9 +19,11 @@ import numpy as np
 
 from unscene3d.errors import InputError
 from unscene3d.evaluation.matching import (
+    ALL_THRESHOLDS,
     AP_THRESHOLDS,
     MIN_REGION_SIZE,
-    SCANNET_BENCHMARK_CLASS_IDS,
+    PROTOCOLS,
+    Protocol,
     SceneMatches,
     ThresholdMatches,
     match_scene,
@@ -34,12 +36,14 @@ log = logging.getLogger(__name__)
 SceneItem = tuple[str, np.ndarray, np.ndarray, np.ndarray]
 
 
-def average_precision(is_true: np.ndarray, scores: np.ndarray, hard_false_negatives: int) -> float:
-    """Area under the benchmark's precision/recall curve for scored examples (1 = TP, 0 = FP).
+def precision_recall_curve(
+    is_true: np.ndarray, scores: np.ndarray, hard_false_negatives: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's precision/recall curve for scored examples (1 = TP, 0 = FP).
 
-    One curve point per distinct score s (precision and recall of the examples scoring >= s), plus
-    the artificial point (recall 0, precision 1); each point's precision is weighted by half the
-    recall gap between its two neighbours, the first point's left neighbour being itself.
+    One point per distinct score s (precision and recall of the examples scoring >= s), in increasing
+    score order (so decreasing recall), then the artificial point (recall 0, precision 1).
+    Returns (precision, recall), each of length (distinct scores + 1).
     """
     is_true = np.asarray(is_true, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -53,10 +57,28 @@ def average_precision(is_true: np.ndarray, scores: np.ndarray, hard_false_negati
     num_true = sorted_true.sum()
     precision = np.append(true_above / num_above, 1.0)
     recall = np.append(true_above / (num_true + hard_false_negatives), 0.0)
+    return precision, recall
 
+
+def average_precision(is_true: np.ndarray, scores: np.ndarray, hard_false_negatives: int) -> float:
+    """Area under the benchmark's precision/recall curve (:func:`precision_recall_curve`).
+
+    Each point's precision is weighted by half the recall gap between its two neighbours, the first
+    point's left neighbour being itself.
+    """
+    precision, recall = precision_recall_curve(is_true, scores, hard_false_negatives)
     padded = np.concatenate([recall[:1], recall, [0.0]])
     step_widths = 0.5 * (padded[:-2] - padded[2:])
     return float(np.dot(precision, step_widths))
+
+
+def _pooled(scenes: Sequence[SceneMatches], threshold_index: int) -> tuple[np.ndarray, np.ndarray, int]:
+    matches: list[ThresholdMatches] = [scene.per_threshold[threshold_index] for scene in scenes]
+    return (
+        np.concatenate([m.is_true for m in matches]),
+        np.concatenate([m.scores for m in matches]),
+        sum(m.hard_false_negatives for m in matches),
+    )
 
 
 def _pooled_ap(scenes: Sequence[SceneMatches], threshold_index: int) -> float:
@@ -64,12 +86,22 @@ def _pooled_ap(scenes: Sequence[SceneMatches], threshold_index: int) -> float:
         return float("nan")
     if not any(scene.has_pred for scene in scenes):
         return 0.0
-    matches: list[ThresholdMatches] = [scene.per_threshold[threshold_index] for scene in scenes]
-    return average_precision(
-        np.concatenate([m.is_true for m in matches]),
-        np.concatenate([m.scores for m in matches]),
-        sum(m.hard_false_negatives for m in matches),
-    )
+    return average_precision(*_pooled(scenes, threshold_index))
+
+
+def pooled_curves(scenes: Sequence[SceneMatches]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """The pooled precision/recall curve of the scenes at each IoU threshold (``ALL_THRESHOLDS``), as
+    (precision, recall); thresholds where no ground truth counts are left out."""
+    if not any(scene.has_gt for scene in scenes):
+        return {}
+    return {
+        threshold: precision_recall_curve(*_pooled(scenes, index)) for index, threshold in enumerate(ALL_THRESHOLDS)
+    }
+
+
+def ap_per_threshold(scenes: Sequence[SceneMatches]) -> dict[float, float]:
+    """Pooled AP at each IoU threshold of ``ALL_THRESHOLDS`` (nan where no ground truth counts)."""
+    return {threshold: _pooled_ap(scenes, index) for index, threshold in enumerate(ALL_THRESHOLDS)}
 
 
 def _figures(scenes: Sequence[SceneMatches]) -> dict[str, float]:
@@ -95,20 +127,34 @@ def _check_item(name: str, masks: np.ndarray, scores: np.ndarray, gt: np.ndarray
     return (masks if masks.dtype == bool else masks != 0), scores, gt.astype(np.int64, copy=False)
 
 
-def evaluate_scenes(
+def get_protocol(protocol: str | Protocol = "scannet", valid_class_ids: Iterable[int] | None = None) -> Protocol:
+    """A protocol by name (``PROTOCOLS``), or a custom one counting exactly ``valid_class_ids``."""
+    if valid_class_ids is not None:
+        class_ids = tuple(int(i) for i in valid_class_ids)
+        if not class_ids or min(class_ids) < 1:
+            raise ValueError("valid_class_ids must be positive label ids (label 0 means 'no label')")
+        return Protocol("custom", class_ids)
+    if isinstance(protocol, Protocol):
+        return protocol
+    if protocol not in PROTOCOLS:
+        raise InputError(None, f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return PROTOCOLS[protocol]
+
+
+def match_scenes(
     items: Iterable[SceneItem],
     *,
-    valid_class_ids: Iterable[int] = SCANNET_BENCHMARK_CLASS_IDS,
+    protocol: str | Protocol = "scannet",
+    valid_class_ids: Iterable[int] | None = None,
     min_region_size: int = MIN_REGION_SIZE,
-) -> EvaluationResult:
-    """Evaluate ``(scene_name, masks (K,N) bool, scores (K,), gt (N,) int64)`` items.
+) -> dict[str, SceneMatches]:
+    """Match each ``(scene_name, masks (K,N) bool, scores (K,), gt (N,) int64)`` item by the benchmark rules.
 
-    ``gt`` is ``label * 1000 + instance`` per vertex; instances whose label is in ``valid_class_ids``
-    are foreground, all else is void. Items are consumed one at a time (a generator keeps memory low).
+    ``gt`` is ``label * 1000 + instance`` per vertex; the instances the protocol counts are foreground,
+    all else is void (``valid_class_ids``, when given, replaces the protocol by exactly those labels).
+    Items are consumed one at a time (a generator keeps memory low).
     """
-    class_ids = np.asarray(list(valid_class_ids), dtype=np.int64)
-    if class_ids.size == 0 or class_ids.min() < 1:
-        raise ValueError("valid_class_ids must be positive label ids (label 0 means 'no label')")
+    rule = get_protocol(protocol, valid_class_ids)
     if min_region_size < 1:
         raise ValueError(f"min_region_size must be at least 1, got {min_region_size}")
 
@@ -117,29 +163,42 @@ def evaluate_scenes(
         if name in matches:
             raise ValueError(f"scene {name!r} given twice")
         masks, scores, gt = _check_item(name, masks, scores, gt)
-        matches[name] = match_scene(
-            masks, scores, gt, valid_class_ids=class_ids, min_region_size=min_region_size
-        )
+        matches[name] = match_scene(masks, scores, gt, protocol=rule, min_region_size=min_region_size)
         log.debug("%s: %d predictions matched", name, len(masks))
+    return matches
 
+
+def summarize(matches: dict[str, SceneMatches], protocol: str = "scannet") -> EvaluationResult:
+    """Overall (pooled) and per-scene figures of :func:`match_scenes`' output."""
     return EvaluationResult(
         overall=_figures(list(matches.values())),
         per_scene={name: _figures([scene]) for name, scene in matches.items()},
+        protocol=protocol,
     )
 
 
-def evaluate_dirs(
+def evaluate_scenes(
+    items: Iterable[SceneItem],
+    *,
+    protocol: str | Protocol = "scannet",
+    valid_class_ids: Iterable[int] | None = None,
+    min_region_size: int = MIN_REGION_SIZE,
+) -> EvaluationResult:
+    """AP / AP50 / AP25 of ``(scene_name, masks, scores, gt)`` items (arguments as :func:`match_scenes`)."""
+    rule = get_protocol(protocol, valid_class_ids)
+    return summarize(match_scenes(items, protocol=rule, min_region_size=min_region_size), rule.name)
+
+
+def match_dirs(
     pred_dir: str | Path,
     gt_dir: str | Path,
     scenes: Iterable[str] | None = None,
     *,
-    valid_class_ids: Iterable[int] = SCANNET_BENCHMARK_CLASS_IDS,
+    protocol: str | Protocol = "scannet",
     min_region_size: int = MIN_REGION_SIZE,
-) -> EvaluationResult:
-    """Evaluate benchmark-format predictions ``<pred_dir>/<scene>.txt`` against ``<gt_dir>/<scene>.txt``.
-
-    ``scenes`` defaults to every scene listed in ``pred_dir``.
-    """
+) -> dict[str, SceneMatches]:
+    """:func:`match_scenes` for benchmark-format predictions ``<pred_dir>/<scene>.txt`` against
+    ``<gt_dir>/<scene>.txt``; ``scenes`` defaults to every scene listed in ``pred_dir``."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     names = list_prediction_scenes(pred_dir) if scenes is None else list(scenes)
     if not names:
@@ -159,4 +218,17 @@ def evaluate_dirs(
             masks, _, scores = read_predictions(pred_dir, name, len(gt))
             yield name, masks, scores, gt
 
-    return evaluate_scenes(items(), valid_class_ids=valid_class_ids, min_region_size=min_region_size)
+    return match_scenes(items(), protocol=protocol, min_region_size=min_region_size)
+
+
+def evaluate_dirs(
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    scenes: Iterable[str] | None = None,
+    *,
+    protocol: str | Protocol = "scannet",
+    min_region_size: int = MIN_REGION_SIZE,
+) -> EvaluationResult:
+    """AP / AP50 / AP25 of a benchmark-format prediction folder (arguments as :func:`match_dirs`)."""
+    rule = get_protocol(protocol)
+    return summarize(match_dirs(pred_dir, gt_dir, scenes, protocol=rule, min_region_size=min_region_size), rule.name)

@@ -1,7 +1,10 @@
 """Per-scene matching of predicted masks to ground-truth instances, by the ScanNet benchmark rules.
 
-Class-agnostic: every ground-truth instance whose label (``id // 1000``) is a benchmark class is one
-foreground class; every other vertex is void; every prediction is foreground whatever its label.
+Class-agnostic: every ground-truth instance that the protocol counts (by its label, ``id // 1000``) is
+one foreground class; every other vertex is void; every prediction is foreground whatever its label.
+Protocols: ``scannet`` counts the 18 benchmark classes (the default); ``class-agnostic`` counts every
+instance but wall, floor and ceiling (ScanNet200-style); ``all`` counts every instance (for data with
+instance ids but no classes).
 
 Per IoU threshold, one scene yields the benchmark's raw material for the precision/recall curve:
 scored examples (1 = true positive, 0 = false positive) and the number of missed ground truth
@@ -26,6 +29,8 @@ import numpy as np
 
 # NYU40 ids of the 18 ScanNet benchmark instance classes.
 SCANNET_BENCHMARK_CLASS_IDS: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+# NYU40 wall, floor and ceiling: the scene structure that ScanNet200-style class-agnostic evaluation leaves out.
+STRUCTURE_CLASS_IDS: tuple[int, ...] = (1, 2, 22)
 MIN_REGION_SIZE = 100
 # IoU thresholds of the benchmark: 0.50:0.95:0.05 (exactly as np.arange gives them) for AP, then 0.25.
 AP_THRESHOLDS: tuple[float, ...] = tuple(np.arange(0.5, 0.95, 0.05).tolist())
@@ -34,6 +39,32 @@ ALL_THRESHOLDS: tuple[float, ...] = AP_THRESHOLDS + (AP25_THRESHOLD,)
 
 # Predictions counted at once, to bound the memory of the per-vertex index arrays.
 _MASK_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Which ground-truth instances count: those whose label is in ``classes``, or, when ``classes`` is
+    None, every instance whose label is not in ``excluded``. Vertices of the others are void."""
+
+    name: str
+    classes: tuple[int, ...] | None
+    excluded: tuple[int, ...] = ()
+
+    def counts(self, labels: np.ndarray) -> np.ndarray:
+        """Per label: whether an instance with that label counts."""
+        if self.classes is not None:
+            return np.isin(labels, self.classes)
+        return ~np.isin(labels, self.excluded)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    protocol.name: protocol
+    for protocol in (
+        Protocol("scannet", SCANNET_BENCHMARK_CLASS_IDS),
+        Protocol("class-agnostic", None, STRUCTURE_CLASS_IDS),
+        Protocol("all", None),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -65,10 +96,10 @@ class _Overlaps:
 
 
 def _overlaps(
-    masks: np.ndarray, scores: np.ndarray, gt: np.ndarray, valid_class_ids: np.ndarray, min_region_size: int
+    masks: np.ndarray, scores: np.ndarray, gt: np.ndarray, protocol: Protocol, min_region_size: int
 ) -> _Overlaps:
     instance_ids, vertex_to_instance, gt_sizes = np.unique(gt, return_inverse=True, return_counts=True)
-    is_foreground = (instance_ids != 0) & np.isin(instance_ids // 1000, valid_class_ids)
+    is_foreground = (instance_ids != 0) & protocol.counts(instance_ids // 1000)
     # One column per foreground instance (increasing id), then one shared column for void.
     num_foreground = int(is_foreground.sum())
     num_columns = num_foreground + 1
@@ -145,11 +176,11 @@ def match_scene(
     scores: np.ndarray,
     gt: np.ndarray,
     *,
-    valid_class_ids: np.ndarray,
+    protocol: Protocol,
     min_region_size: int,
 ) -> SceneMatches:
     """Match one scene's predictions (K, N) bool with scores (K,) to its ground truth (N,) int64."""
-    overlaps = _overlaps(masks, scores, gt, valid_class_ids, min_region_size)
+    overlaps = _overlaps(masks, scores, gt, protocol, min_region_size)
     union = overlaps.pred_sizes[:, None] + overlaps.gt_sizes[None, :] - overlaps.intersections
     iou = overlaps.intersections / union  # union >= prediction size >= 1
     return SceneMatches(

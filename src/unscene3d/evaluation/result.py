@@ -1,4 +1,8 @@
-"""The evaluation's result: overall and per-scene AP figures, as JSON and as a plain-text table."""
+"""The evaluation's result: overall and per-scene AP figures, as JSON and as a plain-text table.
+
+Both the table and the JSON give percent (the unit of the benchmark's tables and of papers); the
+:class:`EvaluationResult` itself holds fractions.
+"""
 
 from __future__ import annotations
 
@@ -18,17 +22,26 @@ class EvaluationResult:
 
     overall: dict[str, float]
     per_scene: dict[str, dict[str, float]] = field(default_factory=dict)
+    protocol: str = "scannet"
 
     def to_json(self) -> dict:
-        """``{"AP", "AP50", "AP25", "per_scene": {scene: {...}}}``; nan becomes None (valid JSON)."""
-        return {**_json_figures(self.overall), "per_scene": {k: _json_figures(v) for k, v in self.per_scene.items()}}
+        """``{"units": "percent", "protocol", "AP", "AP50", "AP25", "per_scene": {scene: {...}}}`` in percent
+        (rounded to 1e-4); nan becomes None (valid JSON)."""
+        return {
+            "units": "percent",
+            "protocol": self.protocol,
+            **percent_figures(self.overall),
+            "per_scene": {name: percent_figures(figures) for name, figures in self.per_scene.items()},
+        }
 
 
-def _json_figures(figures: dict[str, float]) -> dict[str, float | None]:
-    return {key: None if math.isnan(value) else value for key, value in figures.items()}
+def percent_figures(figures: dict[str, float]) -> dict[str, float | None]:
+    """Fractions to percent for JSON (rounded to 1e-4 percent); nan becomes None."""
+    return {key: None if math.isnan(value) else round(100 * value, 4) for key, value in figures.items()}
 
 
-def _percent(value: float) -> str:
+def format_percent(value: float) -> str:
+    """A fraction as percent with one decimal, as the tables show it; n/a for nan."""
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
 
 
@@ -42,5 +55,5 @@ def format_table(result: EvaluationResult, per_scene: bool = False) -> str:
     for index, (name, figures) in enumerate(rows):
         if per_scene and index == len(rows) - 1:
             lines.append("-" * len(header))
-        lines.append(f"{name:<{name_width}}" + "".join(f"{_percent(figures[key]):>8}" for key in FIGURES))
+        lines.append(f"{name:<{name_width}}" + "".join(f"{format_percent(figures[key]):>8}" for key in FIGURES))
     return "\n".join(lines)

@@ -210,6 +210,16 @@ def read_predictions(
     return masks, labels, scores
 
 
+def is_listing(path: str | Path) -> bool:
+    """Whether a ``.txt`` is a prediction listing (``<mask> <label> <score>`` lines, or empty: no instance),
+    not a per-vertex file (ground truth, `predict`'s ``<scene>_instances.txt``: one integer per line)."""
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                return len(line.split()) == 3
+    return True
+
+
 def list_prediction_scenes(pred_dir: str | Path) -> list[str]:
     """Names of the scenes with a ``<scene>.txt`` listing in ``pred_dir`` (sorted)."""
     pred_dir = Path(pred_dir)
@@ -219,4 +229,5 @@ def list_prediction_scenes(pred_dir: str | Path) -> list[str]:
         path.stem
         for path in pred_dir.glob("*.txt")
         if path.is_file() and not path.name.startswith(".") and path.name != SCANNET_RESULT_FILE
+        and is_listing(path)
     )

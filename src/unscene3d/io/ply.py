@@ -508,12 +508,13 @@ def write_ply(
     faces: np.ndarray | None = None,
     colors: np.ndarray | None = None,
     binary: bool = True,
+    comment: str | None = None,
 ) -> None:
     """Write a mesh or point cloud as PLY, atomically.
 
     Coordinates are stored as float32 (as in ScanNet's meshes), colours as uchar red/green/blue (they
     must be integers in 0..255) and faces as ``list uchar int vertex_indices``. ``binary=False`` writes
-    ASCII with enough digits to read back the same float32 values.
+    ASCII with enough digits to read back the same float32 values. ``comment`` adds a header comment line.
     """
     vertices = np.asarray(vertices)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -545,6 +546,10 @@ def write_ply(
     face_table["indices"] = faces
 
     header = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0", "comment written by unscene3d"]
+    if comment is not None:
+        if "\n" in comment or "\r" in comment:
+            raise ValueError("a PLY comment must be one line")
+        header.append(f"comment {comment}")
     header += [f"element vertex {num_vertices}", "property float x", "property float y", "property float z"]
     if colors is not None:
         header += ["property uchar red", "property uchar green", "property uchar blue"]

@@ -1,8 +1,9 @@
 """Pseudo masks for scans: oversegment, describe segments, cut the segment graph, write the results.
 
 Per scan ``<out>/<scene>.txt`` + ``<out>/pred_mask/`` (the benchmark format, for evaluation and
-viewing) and ``<out>/<scene>.npz`` (what self-training reads: per-vertex segment index, masks over
-segments, scores, parameters). The ``.npz`` is written last and marks a scan as done.
+viewing), ``<out>/<scene>_instances.ply`` (the scan coloured by mask, grey where none) and
+``<out>/<scene>.npz`` (what self-training reads: per-vertex segment index, masks over segments, scores,
+parameters). The ``.npz`` is written last and marks a scan as done.
 
 What is computed (:class:`PseudoMaskOptions`; docs/benchmarks.md, "Pseudo masks", measures each):
 
@@ -48,6 +49,7 @@ from unscene3d.pseudo.graph import GraphConfig, segment_affinity, segment_contac
 from unscene3d.pseudo.ncut import DEFAULT_TAU, NCutConfig, masked_ncut
 from unscene3d.pseudo.structure import Structure, StructureConfig, detect_structure
 from unscene3d.scene import Scene
+from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +260,16 @@ def _spatial_cut(scene: Scene, segmentation: Segmentation, geometry: SegmentGeom
     return select_masks(candidates, scores, sizes, options.cuts)
 
 
-def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks) -> Path:
-    """Write the benchmark files, then ``<scene>.npz`` (atomically, last); return the ``.npz`` path."""
+def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks, scene: Scene | None = None) -> Path:
+    """Write the benchmark files (and, given the ``scene``, its ``<scene>_instances.ply`` coloured by mask),
+    then ``<scene>.npz`` (atomically, last); return the ``.npz`` path. Given the ``scene``, the benchmark
+    masks are laid out per input point (a cloud's NaN rows in no mask), so they line up with the file."""
     out_dir = Path(out_dir)
-    export_predictions(out_dir, masks.scene_name, masks.vertex_masks(), masks.scores)
+    vertex_masks = masks.vertex_masks()
+    if scene is not None:
+        write_instances_ply(out_dir / f"{masks.scene_name}{INSTANCES_PLY_SUFFIX}", scene, vertex_masks, masks.scores)
+        vertex_masks = scene.to_input(vertex_masks, False)
+    export_predictions(out_dir, masks.scene_name, vertex_masks, masks.scores)
     path = out_dir / f"{masks.scene_name}.npz"
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
@@ -303,7 +311,7 @@ def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: 
     start = time.perf_counter()
     scene = load_scan(scan, load_frames=options.needs_frames())
     masks = pseudo_masks_for_scene(scene, options)
-    write_pseudo_masks(out_dir, masks)
+    write_pseudo_masks(out_dir, masks, scene)
     return scene.name, len(masks.scores), time.perf_counter() - start
 
 
