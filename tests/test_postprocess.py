@@ -62,3 +62,19 @@ def test_shape_errors_are_reported():
         instances_from_logits(torch.zeros(3, 2), torch.zeros(4, 5))
     with pytest.raises(InputError, match="segment ids"):
         instances_from_logits(torch.zeros(3, 2), torch.zeros(3, 5), np.zeros(4, dtype=np.int64))
+
+
+def test_iou_nms_drops_duplicates_of_a_better_mask():
+    # queries 0 and 1 predict the same 4 vertices up to one (IoU 3/5 = 0.6), query 2 another object
+    masks = torch.full((3, 6), -5.0)
+    masks[0, :4] = 5.0
+    masks[1, 1:5] = 5.0
+    masks[2, 5] = 5.0
+    class_logits = torch.tensor([[3.0, 0.0], [2.0, 0.0], [1.0, 0.0]])
+    from unscene3d.model.postprocess import PostprocessConfig
+
+    assert instances_from_logits(class_logits, masks).queries.tolist() == [0, 1, 2]
+    kept = instances_from_logits(class_logits, masks, config=PostprocessConfig(nms_iou=0.5))
+    assert kept.queries.tolist() == [0, 2]  # 0.6 > 0.5: the lower-scored duplicate goes
+    loose = instances_from_logits(class_logits, masks, config=PostprocessConfig(nms_iou=0.7))
+    assert loose.queries.tolist() == [0, 1, 2]

@@ -375,7 +375,8 @@ def train(
                                      "`pseudo-masks`). Repeat the option for several."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: config.json, round_k/ checkpoints and logs."),
     rounds: int = typer.Option(1, help="Self-training rounds (finished rounds of the run are skipped)."),
-    preset: str = typer.Option(None, help="'cpu-small' (default for a new run) or 'paper'; a run keeps its own."),
+    preset: str = typer.Option(None, help="'segment' (default for a new run without a GPU), 'paper' (default "
+                               "with one) or 'cpu-small'; a run keeps its own."),
     epochs: int = typer.Option(None, help="Round-1 epochs (default: the preset's)."),
     finetune_epochs: int = typer.Option(None, "--finetune-epochs", help="Epochs of each later round."),
     batch_size: int = typer.Option(None, "--batch-size", help="Scans per step and process."),
@@ -391,18 +392,67 @@ def train(
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
     from unscene3d.io.scan import expand_scan_paths
-    from unscene3d.train.selftrain import preset_config, self_train, without_color
+    from unscene3d.train.selftrain import default_preset, preset_config, self_train, without_color
 
     with _user_errors():
         overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
         given = preset is not None or no_color or any(v is not None for v in overrides.values())
-        config = preset_config(preset or "cpu-small", **overrides) if given else None
+        config = preset_config(preset or default_preset(), **overrides) if given else None
         if no_color:
             config = without_color(config)
         result = self_train(pseudo_dir, expand_scan_paths(scans or []), output, config, rounds=rounds, resume=resume,
                             device=device)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
+
+
+@app.command()
+def fit(
+    scans: list[Path] = typer.Argument(..., help="Scans: mesh or point-cloud files, scan folders, or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder: pseudo/, round_k/, predictions/round_k/, "
+                                "evaluation.json, index.html."),
+    rounds: int = typer.Option(4, help="Self-training rounds (finished ones are skipped on a re-run)."),
+    preset: str = typer.Option(None, help="'segment' (default without a GPU: minutes on a CPU), 'paper' (default "
+                               "with a GPU) or 'cpu-small'; a run keeps its own."),
+    output_kind: str = typer.Option("union", "--masks", help="Each round's masks: union (pseudo masks + the model's "
+                                    "confident new ones) or model (its own predictions)."),
+    checkpoint: Path = typer.Option(None, help="Pseudo masks from a pretrained 3D backbone (default: no weights)."),
+    encoder: str = typer.Option(None, help="Pseudo masks with 2D features from this image encoder (needs frames)."),
+    no_color: bool = typer.Option(False, "--no-color", help="Geometry-only model (for scans without colour)."),
+    seed: int = typer.Option(None, help="Seed of weights and augmentations."),
+    gt: Path = typer.Option(None, "--gt", help="Ground truth <scene>.txt for scans that carry none (also found in "
+                            "gt/ beside a scan file): each round is then evaluated."),
+    workers: int = typer.Option(1, help="Scans processed in parallel for the pseudo masks."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+) -> None:
+    """Segment your own scans: pseudo masks, self-training rounds, every round's masks and a page to view.
+
+    Resumable: run the same command again after an interruption and it continues where it stopped.
+    """
+    from unscene3d.fit import FitOptions, format_rounds
+    from unscene3d.fit import fit as run_fit
+    from unscene3d.pseudo.pipeline import PseudoMaskOptions
+    from unscene3d.train.selftrain import default_preset, preset_config, without_color
+
+    with _user_errors():
+        config = None
+        if preset is not None or no_color or seed is not None:
+            config = preset_config(preset or default_preset(), seed=seed)
+            if no_color:
+                config = without_color(config)
+        options = FitOptions(
+            rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt,
+            pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
+                                     device=device),
+        )
+        try:
+            result = run_fit(scans, output, options)
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted: run the same command again to resume ({output} keeps what is done)", err=True)
+            raise typer.Exit(code=130) from None
+    if result.evaluation:
+        typer.echo("AP of the pseudo masks and of each round (percent):\n" + format_rounds(result.evaluation))
+    typer.echo(f"masks of every round in {output / 'predictions'}" + (f"; open {result.page}" if result.page else ""))
 
 
 @app.command()

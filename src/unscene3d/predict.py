@@ -28,8 +28,9 @@ from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.mask3d import Mask3D, predict_scene
 from unscene3d.model.postprocess import InstancePrediction
+from unscene3d.model.segment_model import SegmentModel, predict_segments, segment_tokens
 from unscene3d.scene import Scene
-from unscene3d.train.selftrain import SelfTrainConfig, load_model
+from unscene3d.train.selftrain import SelfTrainConfig, load_model, model_uses_color
 from unscene3d.visualize import INSTANCES_PLY_SUFFIX, masks_to_labels, write_labels_ply
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 class Predictor:
     """A loaded model and its configuration; call :meth:`predict` per scene."""
 
-    model: Mask3D
+    model: Mask3D | SegmentModel
     config: SelfTrainConfig
 
     @classmethod
@@ -50,7 +51,7 @@ class Predictor:
 
     def predict(self, scene: Scene, segments: np.ndarray | None = None) -> InstancePrediction:
         """Instance masks over the scene's vertices; ``segments`` default to :func:`segment_scene`'s."""
-        if scene.colors is None and self.config.model.backbone.use_color:
+        if scene.colors is None and model_uses_color(self.config):
             log.warning("%s has no colours but the model was trained with colour: its colour input is zero, "
                         "expect weaker masks (a model trained with `train --no-color` uses geometry only)",
                         scene.source or scene.name)
@@ -58,6 +59,10 @@ class Predictor:
             from unscene3d.pseudo.pipeline import segment_scene
 
             segments = segment_scene(scene).labels
+        if isinstance(self.model, SegmentModel):
+            segments = np.unique(np.asarray(segments), return_inverse=True)[1].reshape(-1)  # any ids -> 0..S-1
+            tokens = segment_tokens(scene, segments, int(segments.max()) + 1 if len(segments) else 0)
+            return predict_segments(self.model, tokens, segments, self.config.postprocess)
         return predict_scene(self.model, scene, segments, self.config.postprocess)
 
 

@@ -36,6 +36,8 @@ def load_backbone(
         InputError: the checkpoint is missing, incomplete, or its weights do not fit its config.
     """
     checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint.state["backbone"] is None:
+        raise InputError(checkpoint.folder, "a segment-model checkpoint has no 3D backbone to extract features with")
     try:
         config = BackboneConfig.from_dict(checkpoint.state["backbone"])
     except (InputError, TypeError) as error:

@@ -6,7 +6,10 @@
    mask probability of its vertices exceeds ``vote_threshold``); without, per vertex.
 3. Score = class probability x mean mask probability of the vertices inside the binarised mask.
 
-Empty masks are dropped; the rest are returned in descending score order.
+Empty masks are dropped; the rest are returned in descending score order. Optionally (``nms_iou``, off
+in the Mask3D rule and the ``paper`` preset), a mask whose IoU with a better-scored kept mask exceeds
+``nms_iou`` is dropped: a model trained briefly on sparse pseudo masks predicts one object with several
+queries, and each duplicate is a false positive (measured for the segment model in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from unscene3d.errors import InputError
 class PostprocessConfig:
     top_k: int = 100  # (query x class) pairs kept per scene
     vote_threshold: float = 0.5  # a segment (or vertex) is in a mask above this mean probability
+    nms_iou: float | None = None  # drop masks overlapping a better one by more than this IoU (None: keep all)
 
 
 @dataclass
@@ -81,8 +85,23 @@ def instances_from_logits(
     scores = class_probs[top] * mask_scores
     keep = torch.nonzero(sizes > 0).reshape(-1)
     order = keep[torch.argsort(scores[keep], descending=True, stable=True)]
+    if config.nms_iou is not None:
+        order = order[_iou_nms(binary[order], config.nms_iou)]
     return InstancePrediction(
         masks=binary[order].cpu().numpy(),
         scores=scores[order].double().cpu().numpy(),
         queries=queries[order].cpu().numpy().astype(np.int64),
     )
+
+
+def _iou_nms(masks: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Indices (into ``masks``, already in descending score order) that survive greedy IoU NMS."""
+    masks = masks.float()
+    sizes = masks.sum(1)
+    intersection = masks @ masks.T
+    iou = intersection / (sizes[:, None] + sizes[None, :] - intersection).clamp(min=1)
+    kept: list[int] = []
+    for j in range(len(masks)):
+        if not kept or bool((iou[j, kept] <= threshold).all()):
+            kept.append(j)
+    return torch.tensor(kept, dtype=torch.long, device=masks.device)

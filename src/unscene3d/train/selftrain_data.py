@@ -6,8 +6,11 @@ segments, and the path of the scan it read); training pairs each file with a sca
 
 A step batch takes ``batch_size`` scans, crops each (optional), augments it (rotation, scale, flips,
 elastic distortion, colour jitter: :func:`unscene3d.train.augment.augment_view`), renumbers the
-segments present in the crop to 0..S-1 and restricts every target mask to them. The randomness of a
-step comes from ``numpy.random.default_rng([seed, round, step, rank])`` only, so ``--resume`` replays it.
+segments present in the crop to 0..S-1 and restricts every target mask to them. For the segment model
+the scan's segment tokens are measured once (:func:`unscene3d.model.segment_model.segment_tokens`) and a
+step augments them instead (:func:`unscene3d.model.segment_model.augment_tokens`: rotation, scale,
+mirror, colour and feature noise, segment dropout). The randomness of a step comes from
+``numpy.random.default_rng([seed, round, step, rank])`` only, so ``--resume`` replays it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ import torch
 from unscene3d.errors import InputError
 from unscene3d.model.backbone import BackboneConfig
 from unscene3d.model.mask3d import Mask3DConfig, ScanInput
+from unscene3d.model.segment_model import (
+    SegmentInput,
+    SegmentModelConfig,
+    SegmentTokens,
+    TokenAugment,
+    augment_tokens,
+    segment_tokens,
+)
 from unscene3d.pseudo.pipeline import read_pseudo_masks
 from unscene3d.scene import Scene
 from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
@@ -41,6 +52,7 @@ class SelfTrainScan:
     segments: np.ndarray  # (N,) int64
     pseudo_masks: np.ndarray  # (K, S) bool
     added_masks: np.ndarray  # (A, S) bool
+    tokens: SegmentTokens | None = None  # the segment model's input (None for the voxel model)
 
     @property
     def num_segments(self) -> int:
@@ -94,25 +106,32 @@ def recorded_scan_path(npz: str | Path) -> Path | None:
     return read_pseudo_masks(npz).scan_path
 
 
-def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig) -> SelfTrainScan:
+def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig | SegmentModelConfig) -> SelfTrainScan:
     """Pair a loaded scan with its pseudo-mask file (vertex counts must agree)."""
     pseudo = read_pseudo_masks(npz)
     if len(pseudo.segment_labels) != scene.vertices.shape[0]:
         raise InputError(npz, f"segments for {len(pseudo.segment_labels)} vertices, but the scan "
                               f"{scene.source or scene.name} has {scene.vertices.shape[0]}")
+    segments = pseudo.segment_labels.astype(np.int64)
+    num_segments = pseudo.segment_masks.shape[1]
+    segment_model = isinstance(config, SegmentModelConfig)
     return SelfTrainScan(
         name=scene.name,
         scene=scene,
         points=np.asarray(scene.vertices, dtype=np.float64),
-        features=scene_point_features(scene, config.backbone.input_channels),
+        features=np.zeros((0, 0), np.float32) if segment_model else scene_point_features(
+            scene, config.backbone.input_channels),
         has_color=scene.colors is not None,
-        segments=pseudo.segment_labels.astype(np.int64),
+        segments=segments,
         pseudo_masks=pseudo.segment_masks.astype(bool),
-        added_masks=np.zeros((0, pseudo.segment_masks.shape[1]), dtype=bool),
+        added_masks=np.zeros((0, num_segments), dtype=bool),
+        tokens=segment_tokens(scene, segments, num_segments) if segment_model else None,
     )
 
 
-def load_training_scans(pseudo_dir: str | Path, scan_paths: Sequence[str | Path], config: Mask3DConfig) -> list[SelfTrainScan]:
+def load_training_scans(
+    pseudo_dir: str | Path, scan_paths: Sequence[str | Path], config: Mask3DConfig | SegmentModelConfig
+) -> list[SelfTrainScan]:
     """Load every pseudo-mask file of ``pseudo_dir`` with its scan (see :func:`pair_scans`)."""
     from unscene3d.io.scan import load_scan
 
@@ -121,7 +140,7 @@ def load_training_scans(pseudo_dir: str | Path, scan_paths: Sequence[str | Path]
 
 @dataclass
 class StepBatch:
-    scans: list[ScanInput]
+    scans: list[ScanInput] | list[SegmentInput]
     targets: list[torch.Tensor]  # per scan (T_b, S_b) bool over its crop's segments
     names: list[str]
 
@@ -149,11 +168,19 @@ def crop_sample(
     return ScanInput(voxelize(points, features, backbone.voxel_size), segments), targets
 
 
+def token_sample(scan: SelfTrainScan, rng: np.random.Generator, augment: TokenAugment) -> tuple[SegmentInput, np.ndarray]:
+    """One augmented view of a scan's segment tokens -> (model input, (T, S_kept) targets); a target
+    whose segments were all dropped is left out of the step."""
+    tokens, keep = augment_tokens(scan.tokens, rng, augment)
+    targets = scan.target_masks()[:, keep]
+    return SegmentInput(tokens), targets[targets.any(axis=1)]
+
+
 def make_step_batch(
     scans: Sequence[SelfTrainScan],
     batch_size: int,
-    augment: AugmentConfig,
-    backbone: BackboneConfig,
+    augment: AugmentConfig | TokenAugment,
+    model: Mask3DConfig | SegmentModelConfig,
     min_target_points: int,
     rng: np.random.Generator,
 ) -> StepBatch:
@@ -162,7 +189,10 @@ def make_step_batch(
     inputs, targets, names = [], [], []
     for index in chosen:
         scan = scans[int(index)]
-        sample, target = crop_sample(scan, rng, augment, backbone, min_target_points)
+        if isinstance(model, SegmentModelConfig):
+            sample, target = token_sample(scan, rng, augment)
+        else:
+            sample, target = crop_sample(scan, rng, augment, model.backbone, min_target_points)
         inputs.append(sample)
         targets.append(torch.from_numpy(np.ascontiguousarray(target)))
         names.append(scan.name)

@@ -1,0 +1,248 @@
+"""``unscene3d fit``: the whole method on a user's own scans, in one resumable command.
+
+Stages, each skipped when its output is already complete (so a re-run after a crash or Ctrl-C resumes):
+
+1. pseudo masks of every scan (:mod:`unscene3d.pseudo.pipeline`, the no-weights defaults unless told);
+2. self-training rounds on those scans (:mod:`unscene3d.train.selftrain`; the ``segment`` preset on a
+   CPU, ``paper`` on a GPU); an interrupted round continues from its last checkpoint;
+3. each round's masks for every scan, in the benchmark format with a coloured PLY per scan;
+4. with ground truth (the scan's own, ``gt_dir``, or ``gt/<scene>.txt`` beside the scan file), the AP of
+   the pseudo masks and of every round (a table like the paper's Table 4);
+5. the viewer page of it all.
+
+Run folder::
+
+    RUN_DIR/pseudo/                     pseudo masks (benchmark format, <scene>.npz, coloured PLYs)
+    RUN_DIR/config.json, round_k/       self-training (checkpoints, log.csv, added/ masks)
+    RUN_DIR/predictions/round_k/        round k's masks per scan (<scene>.txt, pred_mask/, _instances.ply)
+    RUN_DIR/evaluation.json             AP / AP50 / AP25 (percent) of pseudo masks and rounds, with ground truth
+    RUN_DIR/index.html                  the 3D page (open it in a browser)
+
+What a round's masks are (``output``): ``union`` (default) keeps every pseudo mask and adds the round's
+model's confident new masks by the paper's densification rule (score >= 0.1, NMS, at most 5 per scan,
+each more than half new, only its new part), ranked after the pseudo masks; ``model`` is the model's own
+predictions, as ``predict`` gives them for a new scan. docs/benchmarks.md ("Self-training") measures
+both on held-out rooms; with the segment model the union is higher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from unscene3d.errors import InputError
+from unscene3d.io.atomic import atomic_write_text
+from unscene3d.model.postprocess import InstancePrediction
+from unscene3d.progress import format_duration
+from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
+from unscene3d.train.densify import densify_scan
+from unscene3d.train.selftrain import (
+    SelfTrainConfig,
+    finished_rounds,
+    load_model,
+    predict_training_scan,
+    round_dir,
+    round_steps,
+    run_config,
+    self_train,
+)
+from unscene3d.train.selftrain_data import SelfTrainScan, load_training_scans
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("union", "model")
+PSEUDO_FOLDER = "pseudo"
+PREDICTIONS_FOLDER = "predictions"
+EVALUATION_FILE = "evaluation.json"
+PAGE_FILE = "index.html"
+_DONE = "done.json"
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What ``fit`` does; ``config`` None = the run's own, or the default preset for a new run."""
+
+    rounds: int = 4
+    config: SelfTrainConfig | None = None
+    pseudo: PseudoMaskOptions = field(default_factory=PseudoMaskOptions)
+    output: str = "union"
+    device: str | None = None
+    workers: int = 1
+    page: bool = True
+    gt_dir: Path | None = None  # ground truth <scene>.txt for scans that carry none
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise InputError(None, f"rounds must be at least 1, got {self.rounds}")
+        if self.output not in OUTPUTS:
+            raise InputError(None, f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    rounds: list[int]
+    predictions: dict[str, Path]  # "pseudo" and "round_k" -> folder of benchmark files
+    evaluation: dict[str, dict[str, float]] | None  # the same keys -> AP figures (percent), with ground truth
+    page: Path | None
+
+
+class _Progress:
+    """One line per stage of the whole run, with the time spent and an estimate of the time left."""
+
+    def __init__(self, total_steps: int, num_scans: int) -> None:
+        self.start = time.perf_counter()
+        self.total_steps = total_steps
+        self.num_scans = num_scans
+        self.steps_done = 0
+        self.seconds_per_step: float | None = None
+
+    def stage(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        left = ""
+        if self.seconds_per_step is not None:
+            left = f", about {format_duration(self.seconds_per_step * (self.total_steps - self.steps_done))} of " \
+                   "training left"
+        log.info("fit: %s (elapsed %s%s)", text, format_duration(elapsed), left)
+
+    def trained(self, steps: int, seconds: float) -> None:
+        if steps:
+            self.steps_done += steps
+            self.seconds_per_step = seconds / steps
+
+
+def _union(scan: SelfTrainScan, prediction: InstancePrediction, config: SelfTrainConfig,
+           pseudo_scores: np.ndarray) -> InstancePrediction:
+    """Pseudo masks (their own scores) followed by the densified new masks, ranked below every pseudo mask."""
+    pseudo = scan.pseudo_masks[:, scan.segments]
+    result = densify_scan(pseudo, prediction.masks, prediction.scores, config.densify)
+    floor = float(pseudo_scores.min()) if len(pseudo_scores) else 1.0
+    added_scores = floor * result.scores / max(float(result.scores.max(initial=0.0)), 1e-12) * (1 - 1e-6)
+    return InstancePrediction(
+        masks=np.concatenate([pseudo, result.added]),
+        scores=np.concatenate([pseudo_scores, added_scores]),
+        queries=np.concatenate([np.full(len(pseudo), -1), prediction.queries[result.source]]),
+    )
+
+
+def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,
+                 output: str, device: str | None) -> Path:
+    from unscene3d.predict import write_instances
+    from unscene3d.pseudo.pipeline import read_pseudo_masks
+
+    folder = run_dir / PREDICTIONS_FOLDER / f"round_{index}"
+    if (folder / _DONE).is_file():
+        return folder
+    model, _ = load_model(round_dir(run_dir, index), device)
+    counts = []
+    for scan in scans:
+        prediction = predict_training_scan(model, scan, config)
+        if output == "union":
+            pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").scores
+            prediction = _union(scan, prediction, config, pseudo_scores)
+        write_instances(folder, scan.scene, prediction)
+        counts.append(len(prediction.scores))
+    atomic_write_text(folder / _DONE, json.dumps({"round": index, "output": output, "masks": counts}) + "\n")
+    return folder
+
+
+def scan_ground_truth(scan: SelfTrainScan, gt_dir: Path | None) -> np.ndarray | None:
+    """Ground truth per input point: the scan's own, else ``<gt_dir>/<scene>.txt``, else a ``gt/<scene>.txt``
+    or ``instance_gt/<scene>.txt`` beside the scan file (the layout ``unscene3d synthetic`` writes)."""
+    from unscene3d.io.benchmark import read_gt_txt
+
+    scene = scan.scene
+    if scene.gt is not None:
+        return scene.to_input(scene.gt, 0)
+    candidates = [] if gt_dir is None else [gt_dir / f"{scene.name}.txt"]
+    if scene.source is not None:
+        beside = Path(scene.source).parent
+        candidates += [beside / folder / f"{scene.name}.txt" for folder in ("gt", "instance_gt")]
+    for path in candidates:
+        if path.is_file():
+            return read_gt_txt(path, scene.input_size)
+    return None
+
+
+def _evaluate(scans: Sequence[SelfTrainScan], folders: dict[str, Path],
+              gt_dir: Path | None) -> dict[str, dict[str, float]] | None:
+    from unscene3d.evaluation import evaluate_scenes
+    from unscene3d.io.benchmark import read_predictions
+
+    truths = {scan.name: gt for scan in scans if (gt := scan_ground_truth(scan, gt_dir)) is not None}
+    if not truths:
+        return None
+    figures = {}
+    for name, folder in folders.items():
+        items = []
+        for scene_name, gt in truths.items():
+            masks, _, scores = read_predictions(folder, scene_name, len(gt))
+            items.append((scene_name, masks, scores, gt))
+        figures[name] = {key: round(100 * value, 2) for key, value in evaluate_scenes(items).overall.items()}
+    return figures
+
+
+def format_rounds(evaluation: dict[str, dict[str, float]]) -> str:
+    """The per-stage table (percent), like the paper's Table 4."""
+    lines = [f"{'':<10}{'AP':>7}{'AP50':>7}{'AP25':>7}"]
+    for name, figures in evaluation.items():
+        lines.append(f"{name:<10}{figures['AP']:7.1f}{figures['AP50']:7.1f}{figures['AP25']:7.1f}")
+    return "\n".join(lines)
+
+
+def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | None = None) -> FitResult:
+    """Pseudo masks, self-training rounds and every round's masks for ``scans`` into ``run_dir``.
+
+    Raises:
+        InputError: bad scans, or a run folder that holds a run with another configuration.
+    """
+    from unscene3d.io.scan import expand_scan_paths
+
+    options = options or FitOptions()
+    run_dir = Path(run_dir)
+    scan_paths = expand_scan_paths(scans)
+    config = run_config(run_dir, options.config)  # checks a re-run's configuration before any work
+    total_steps = sum(round_steps(k, len(scan_paths), config) for k in range(1, options.rounds + 1))
+    progress = _Progress(total_steps, len(scan_paths))
+
+    progress.stage(f"pseudo masks of {len(scan_paths)} scan(s) -> {run_dir / PSEUDO_FOLDER}")
+    pseudo_dir = run_dir / PSEUDO_FOLDER
+    run_pseudo_masks(scan_paths, pseudo_dir, options.pseudo, workers=options.workers)
+    folders = {"pseudo": pseudo_dir}
+
+    done_before = set(finished_rounds(run_dir))
+    for index in range(1, options.rounds + 1):
+        if index not in done_before:
+            progress.stage(f"self-training round {index} of {options.rounds} ({config.preset} preset, "
+                           f"{round_steps(index, len(scan_paths), config)} steps)")
+            started = time.perf_counter()
+            result = self_train(pseudo_dir, [], run_dir, config, rounds=index, resume=True, device=options.device)
+            progress.trained(round_steps(index, len(scan_paths), config) if result.rounds else 0,
+                             time.perf_counter() - started)
+        else:
+            progress.steps_done += round_steps(index, len(scan_paths), config)
+
+    progress.stage(f"masks of every round ({options.output}) -> {run_dir / PREDICTIONS_FOLDER}")
+    scans_in_memory = load_training_scans(pseudo_dir, [], config.model)
+    for index in range(1, options.rounds + 1):
+        folders[f"round_{index}"] = _write_round(run_dir, index, scans_in_memory, config, options.output,
+                                                 options.device)
+
+    evaluation = _evaluate(scans_in_memory, folders, options.gt_dir)
+    if evaluation is not None:
+        atomic_write_text(run_dir / EVALUATION_FILE, json.dumps({"units": "percent", **evaluation}, indent=2) + "\n")
+        log.info("fit: AP of the pseudo masks and of each round (percent):\n%s", format_rounds(evaluation))
+    page = None
+    if options.page:
+        from unscene3d.viewer import write_page
+
+        page = run_dir / PAGE_FILE
+        write_page([run_dir], page)
+    progress.stage(f"done: {run_dir}" + (f", open {page}" if page else ""))
+    return FitResult(run_dir, list(range(1, options.rounds + 1)), folders, evaluation, page)
