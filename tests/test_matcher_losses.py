@@ -108,6 +108,22 @@ def test_class_loss_weights_no_object_by_a_tenth():
     assert float(terms.bce) == pytest.approx(float(sigmoid_bce(masks[0][:1], targets[0].float())[0]), rel=1e-6)
 
 
+def test_novel_queries_leave_the_class_loss():
+    # 4 units, one target {0, 1}; query 0 matches it, query 1 predicts {3} (IoU 0 with the target: novel),
+    # query 2 predicts {1, 2} (IoU 1/3: overlaps the target, so it stays no-object), query 3 predicts nothing
+    class_logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.3, 0.2]]])
+    targets = [torch.tensor([[True, True, False, False]])]
+    masks = [torch.tensor([[9.0, 9.0, -9.0, -9.0], [-9.0, -9.0, -9.0, 9.0], [-9.0, 9.0, 9.0, -9.0],
+                           [-9.0, -9.0, -9.0, -9.0]])]
+    config = LossConfig(drop_loss=False, ignore_novel=True)
+    terms = output_losses(Prediction(class_logits, masks), targets, config)
+    nll = -torch.log_softmax(class_logits[0], -1)
+    expected = (1.0 * nll[0, 0] + 0.1 * nll[2, 1] + 0.1 * nll[3, 1]) / (1.0 + 0.1 + 0.1)  # query 1 left out
+    assert float(terms.ce) == pytest.approx(float(expected), rel=1e-6)
+    plain = output_losses(Prediction(class_logits, masks), targets, LossConfig(drop_loss=False))
+    assert float(plain.ce) != pytest.approx(float(expected), rel=1e-3)
+
+
 def _drop_case():
     """Three disjoint targets; query i is built to match target i with IoU 0.5, 0.01 and 0 (query 2 predicts
     one unit of target 0's area instead: another object, as DropLoss has in mind)."""

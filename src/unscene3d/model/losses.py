@@ -13,6 +13,11 @@ For every decoder output (the final one and each auxiliary one, each matched on 
   normaliser (their loss is dropped, not the others re-weighted) and their query stays foreground for
   the class term. UnScene3D's official code ships with DropLoss off; here it is on by default.
 
+- novel masks (``ignore_novel``, not in the paper; CutLER's idea for sparse pseudo labels): an unmatched
+  query whose binarised mask is not empty and has an IoU under ``tau_novel`` with every target leaves
+  the class term, instead of being pushed to no-object. The pseudo masks cover only some objects, so
+  such a query may have found one they miss.
+
 The total is ``class_weight * CE + bce_weight * BCE + dice_weight * Dice`` summed over decoder outputs.
 """
 
@@ -47,6 +52,8 @@ class LossConfig:
     no_object_weight: float = 0.1
     drop_loss: bool = True
     tau_drop: float = 0.01  # official: 0.01 with 3D features, 0.1 with 3D + 2D
+    ignore_novel: bool = False
+    tau_novel: float = 0.01
 
     def matcher_config(self) -> MatcherConfig:
         return MatcherConfig(self.class_weight, self.bce_weight, self.dice_weight)
@@ -99,6 +106,24 @@ def drop_loss_keep(mask_logits: torch.Tensor, targets: torch.Tensor, tau_drop: f
     return (binary_mask_iou(mask_logits, targets) >= tau_drop) | empty
 
 
+@torch.no_grad()
+def novel_queries(mask_logits: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], labels: torch.Tensor,
+                  tau_novel: float) -> torch.Tensor:
+    """(B, Q) bool: unmatched queries with a non-empty mask whose IoU with every target is under ``tau_novel``."""
+    novel = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    for b, (logits_b, targets_b) in enumerate(zip(mask_logits, targets)):
+        predicted = (logits_b > 0).float()
+        if targets_b.shape[0]:
+            target = targets_b.float()
+            intersection = predicted @ target.T
+            union = predicted.sum(1, keepdim=True) + target.sum(1)[None] - intersection
+            best = (intersection / union.clamp(min=1)).max(dim=1).values
+        else:
+            best = torch.zeros(predicted.shape[0], device=predicted.device)
+        novel[b] = (labels[b] == NO_OBJECT) & (predicted.sum(1) > 0) & (best < tau_novel)
+    return novel
+
+
 def output_losses(
     prediction: MaskPredictionLike,
     targets: Sequence[torch.Tensor],
@@ -129,7 +154,13 @@ def output_losses(
 
     class_weights = torch.ones(2, dtype=class_logits.dtype, device=class_logits.device)
     class_weights[NO_OBJECT] = config.no_object_weight
-    ce = F.cross_entropy(class_logits.reshape(-1, 2), labels.reshape(-1), weight=class_weights)
+    if config.ignore_novel:
+        # per-query weights: F.cross_entropy's weighted mean, with novel queries weighing nothing
+        weights = class_weights[labels] * ~novel_queries(prediction.mask_logits, targets, labels, config.tau_novel)
+        per_query = F.cross_entropy(class_logits.reshape(-1, 2), labels.reshape(-1), reduction="none")
+        ce = (per_query * weights.reshape(-1)).sum() / weights.sum().clamp(min=1e-12)
+    else:
+        ce = F.cross_entropy(class_logits.reshape(-1, 2), labels.reshape(-1), weight=class_weights)
 
     if num_masks is None:
         num_masks = max(float(sum(int(t.shape[0]) for t in targets)), 1.0)
