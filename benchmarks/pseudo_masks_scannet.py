@@ -63,7 +63,7 @@ def main() -> None:
     if SCENE.is_dir():
         from unscene3d.io.scan import load_scan
 
-        scene = load_scan(SCENE)
+        scene = load_scan(SCENE, load_gt=True)
         print(f"{scene.name}: {scene.num_vertices} vertices, {len(scene.frames)} frames")
         for modality in modalities:
             options = PseudoMaskOptions(

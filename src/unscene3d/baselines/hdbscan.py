@@ -58,6 +58,11 @@ def hdbscan_instances(scene: Scene, config: HdbscanConfig = HdbscanConfig()) -> 
     features = np.hstack(parts)
 
     voxel_of_vertex, num_voxels = voxel_indices(scene.vertices, config.voxel_size)
+    if num_voxels < max(config.min_cluster_size, config.min_samples):
+        # Too few voxels to hold one cluster (a tiny or degenerate scan): no instances, not an error.
+        log.warning("%s: only %d occupied voxels, fewer than a cluster needs; no instances",
+                    scene.source or scene.name, num_voxels)
+        return partition_to_instances(np.full(len(scene.vertices), -1))
     counts = np.bincount(voxel_of_vertex, minlength=num_voxels).astype(np.float64)
     voxel_features = np.stack(
         [np.bincount(voxel_of_vertex, weights=column, minlength=num_voxels) for column in features.T], axis=1

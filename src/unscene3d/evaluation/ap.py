@@ -27,7 +27,7 @@ from unscene3d.evaluation.matching import (
     match_scene,
 )
 from unscene3d.evaluation.result import EvaluationResult
-from unscene3d.io.benchmark import list_prediction_scenes, read_gt_txt, read_predictions
+from unscene3d.io.benchmark import list_gt_scenes, list_prediction_scenes, read_gt_txt, read_predictions
 
 log = logging.getLogger(__name__)
 
@@ -133,30 +133,44 @@ def evaluate_dirs(
     gt_dir: str | Path,
     scenes: Iterable[str] | None = None,
     *,
+    predicted_only: bool = False,
     valid_class_ids: Iterable[int] = SCANNET_BENCHMARK_CLASS_IDS,
     min_region_size: int = MIN_REGION_SIZE,
 ) -> EvaluationResult:
     """Evaluate benchmark-format predictions ``<pred_dir>/<scene>.txt`` against ``<gt_dir>/<scene>.txt``.
 
-    ``scenes`` defaults to every scene listed in ``pred_dir``.
+    ``scenes`` defaults to every scene listed in ``pred_dir`` and, unless ``predicted_only``, every
+    scene of ``gt_dir`` too: a ground-truth scene without predictions counts as all missed (with a
+    warning), as on the benchmark, rather than dropping out of the figures.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, "ground-truth folder not found")
     names = list_prediction_scenes(pred_dir) if scenes is None else list(scenes)
     if not names:
         raise InputError(pred_dir, "no prediction files (<scene>.txt) to evaluate")
-    if not gt_dir.is_dir():
-        raise InputError(gt_dir, "ground-truth folder not found")
+    for name in names:
+        if not (pred_dir / f"{name}.txt").is_file():
+            raise InputError(pred_dir / f"{name}.txt", f"prediction file not found for scene {name}")
+        if not (gt_dir / f"{name}.txt").is_file():
+            raise InputError(gt_dir / f"{name}.txt", f"no ground truth for scene {name} (predicted in {pred_dir})")
+    unpredicted = [] if scenes is not None or predicted_only else sorted(set(list_gt_scenes(gt_dir)) - set(names))
+    if unpredicted:
+        log.warning("%s: %d ground-truth scenes have no predictions in %s (e.g. %s); they count as missed "
+                    "(--predicted-only scores only the predicted scenes)", gt_dir, len(unpredicted), pred_dir,
+                    ", ".join(unpredicted[:3]))
 
     def items() -> Iterable[SceneItem]:
         for name in names:
-            listing = pred_dir / f"{name}.txt"
-            if not listing.is_file():
-                raise InputError(listing, f"prediction file not found for scene {name}")
             gt_path = gt_dir / f"{name}.txt"
-            if not gt_path.is_file():
-                raise InputError(gt_path, f"no ground truth for scene {name} (predicted in {pred_dir})")
+            masks, _, scores = read_predictions(pred_dir, name, None)
             gt = read_gt_txt(gt_path)
-            masks, _, scores = read_predictions(pred_dir, name, len(gt))
-            yield name, masks, scores, gt
+            if len(masks) and masks.shape[1] != len(gt):
+                raise InputError(gt_path, f"has {len(gt)} lines, but the {len(masks)} masks predicted for {name} "
+                                          f"have {masks.shape[1]}: ground truth and predictions are of different meshes")
+            yield name, masks.reshape(len(masks), len(gt)), scores, gt
+        for name in unpredicted:
+            gt = read_gt_txt(gt_dir / f"{name}.txt")
+            yield name, np.zeros((0, len(gt)), dtype=bool), np.zeros(0), gt
 
     return evaluate_scenes(items(), valid_class_ids=valid_class_ids, min_region_size=min_region_size)

@@ -36,18 +36,23 @@ def _read_bytes(path: Path, what: str) -> bytes:
     return path.read_bytes()
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def _parse_int_lines(data: bytes, path: Path) -> np.ndarray:
     """Parse one integer per line (a final newline is optional); name the first bad line."""
     lines = data.splitlines()
     try:
         return np.array([int(line) for line in lines], dtype=np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         for number, line in enumerate(lines, start=1):
+            text = line[:40].decode("utf-8", errors="replace")
             try:
-                int(line)
+                value = int(line)
             except ValueError:
-                text = line[:40].decode("utf-8", errors="replace")
                 raise InputError(path, f"line {number} is not an integer: {text!r}") from None
+            if not _INT64.min <= value <= _INT64.max:
+                raise InputError(path, f"line {number}: integer {text!r} is out of range (64-bit)")
         raise  # unreachable: some line failed above
 
 
@@ -85,10 +90,10 @@ def _mask_bytes(mask: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def _read_mask(path: Path, num_vertices: int) -> np.ndarray:
+def _read_mask(path: Path, num_vertices: int | None) -> np.ndarray:
     data = _read_bytes(path, "mask file")
     # Fast path for the usual "0\n"/"1\n" layout; anything else goes through the general parser.
-    if len(data) == 2 * num_vertices:
+    if len(data) % 2 == 0 and (num_vertices is None or len(data) == 2 * num_vertices):
         raw = np.frombuffer(data, dtype=np.uint8)
         digits = raw[0::2]
         if np.all(raw[1::2] == _NEWLINE) and np.all((digits == ord("0")) | (digits == ord("1"))):
@@ -98,10 +103,44 @@ def _read_mask(path: Path, num_vertices: int) -> np.ndarray:
     return values != 0
 
 
+def _stack_masks(paths: list[Path], masks: list[np.ndarray]) -> np.ndarray:
+    """(K, N) masks of one scene; N is the length most masks have, and a mask of another length is named."""
+    if not masks:
+        return np.zeros((0, 0), dtype=bool)
+    lengths = np.array([len(mask) for mask in masks])
+    values, counts = np.unique(lengths, return_counts=True)
+    common = int(values[counts.argmax()])
+    odd = np.flatnonzero(lengths != common)
+    if odd.size:
+        first = int(odd[0])
+        raise InputError(paths[first], f"has {lengths[first]} lines, but the scene's other masks have {common} "
+                                       "(one per mesh vertex)")
+    return np.stack(masks)
+
+
+def scene_name_problem(scene_name: str) -> str | None:
+    """Why ``scene_name`` cannot name benchmark files, or None when it can.
+
+    The benchmark splits listing lines on spaces, names mask files after the scene, and listings are
+    UTF-8 text; a leading dot would hide the files (and is how temp files are named).
+    """
+    if not scene_name:
+        return "the scene name is empty"
+    if re.search(r"[\s/\\]", scene_name):
+        return f"scene name {scene_name!r} holds a space or path separator"
+    if scene_name.startswith("."):
+        return f"scene name {scene_name!r} starts with a dot"
+    try:
+        scene_name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "scene name is not valid UTF-8"
+    return None
+
+
 def _check_scene_name(scene_name: str) -> None:
-    # The benchmark splits lines on spaces and names mask files after the scene.
-    if not scene_name or re.search(r"[\s/\\]", scene_name) or scene_name.startswith("."):
-        raise ValueError(f"scene name {scene_name!r} must be non-empty, without spaces or path separators")
+    problem = scene_name_problem(scene_name)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _mask_file_pattern(scene_name: str) -> re.Pattern[str]:
@@ -182,11 +221,12 @@ def _parse_listing_line(listing: Path, number: int, line: str, pred_dir: Path) -
 
 
 def read_predictions(
-    pred_dir: str | Path, scene_name: str, num_vertices: int
+    pred_dir: str | Path, scene_name: str, num_vertices: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read one scene's benchmark predictions.
 
     Returns masks (K, N) bool, labels (K,) int64 and scores (K,) float64, in the listing's order.
+    With ``num_vertices=None`` N is taken from the mask files, which must agree (N = 0 without masks).
     """
     pred_dir = Path(pred_dir)
     listing = pred_dir / f"{scene_name}.txt"
@@ -202,9 +242,13 @@ def read_predictions(
             raise InputError(listing, f"lists mask {mask_path} twice")
         seen.add(mask_path)
 
-    masks = np.zeros((len(entries), num_vertices), dtype=bool)
-    for row, (mask_path, _, _) in enumerate(entries):
-        masks[row] = _read_mask(mask_path, num_vertices)
+    if num_vertices is None:
+        paths = [mask_path for mask_path, _, _ in entries]
+        masks = _stack_masks(paths, [_read_mask(mask_path, None) for mask_path in paths])
+    else:
+        masks = np.zeros((len(entries), num_vertices), dtype=bool)
+        for row, (mask_path, _, _) in enumerate(entries):
+            masks[row] = _read_mask(mask_path, num_vertices)
     labels = np.array([label for _, label, _ in entries], dtype=np.int64)
     scores = np.array([score for _, _, score in entries], dtype=np.float64)
     return masks, labels, scores
@@ -220,3 +264,11 @@ def list_prediction_scenes(pred_dir: str | Path) -> list[str]:
         for path in pred_dir.glob("*.txt")
         if path.is_file() and not path.name.startswith(".") and path.name != SCANNET_RESULT_FILE
     )
+
+
+def list_gt_scenes(gt_dir: str | Path) -> list[str]:
+    """Names of the scenes with a ground-truth file ``<scene>.txt`` in ``gt_dir`` (sorted)."""
+    gt_dir = Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, "ground-truth folder not found")
+    return sorted(path.stem for path in gt_dir.glob("*.txt") if path.is_file() and not path.name.startswith("."))

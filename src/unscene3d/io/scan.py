@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from unscene3d.errors import InputError
-from unscene3d.io.benchmark import read_gt_txt
+import numpy as np
+
+from unscene3d.errors import InputError, about, display_path
+from unscene3d.io.benchmark import read_gt_txt, scene_name_problem
 from unscene3d.io.ply import read_ply
 from unscene3d.io.scannet import (
     MESH_SUFFIX,
@@ -17,9 +19,19 @@ from unscene3d.io.scannet import (
 )
 from unscene3d.scene import Scene
 
+# Every stage computes in float32 (the Segmentator's arithmetic, the networks) and on centimetre voxel
+# grids; beyond this magnitude products of coordinates overflow float32 and voxel indices stop fitting.
+# It leaves room for any scan in metres or millimetres.
+MAX_COORDINATE = 1e6
+
 
 def load_scan(
-    path: str | Path, *, axis_align: bool = False, gt_path: str | Path | None = None, load_frames: bool = True
+    path: str | Path,
+    *,
+    axis_align: bool = False,
+    gt_path: str | Path | None = None,
+    load_frames: bool = True,
+    load_gt: bool = False,
 ) -> Scene:
     """Load a scan from a ScanNet scene folder or a PLY file (mesh or point cloud).
 
@@ -30,21 +42,39 @@ def load_scan(
       file stem without ``_vh_clean_2``. With ``axis_align``, a ``<name>.txt`` ScanNet meta file next
       to it supplies the alignment.
 
-    ``gt_path`` (a benchmark ground-truth txt, one value per vertex) replaces any ground truth found
-    with the scan.
+    A ScanNet folder's own ground truth is read only with ``load_gt`` (the stages do not use it, and
+    should not fail on it); ``gt_path`` (a benchmark ground-truth txt, one value per vertex) gives
+    ground truth for any scan.
 
     Raises:
-        InputError: the path is missing or unsupported, or a file is malformed.
+        InputError: the path is missing or unsupported, a file is malformed, the scan has no vertices,
+            or a coordinate lies beyond :data:`MAX_COORDINATE`.
     """
     path = Path(path)
     is_scannet_folder, ply_path = _resolve(path)
     if is_scannet_folder:
-        scene = load_scannet_scene(path, axis_align=axis_align, load_frames=load_frames, load_gt=gt_path is None)
+        scene = load_scannet_scene(
+            path, axis_align=axis_align, load_frames=load_frames, load_gt=load_gt and gt_path is None
+        )
     else:
         scene = _load_ply_scene(ply_path, axis_align)
+    _check_geometry(ply_path, scene)
     if gt_path is not None:
         scene.gt = read_gt_txt(gt_path, scene.num_vertices)
     return scene
+
+
+def _check_geometry(ply_path: Path, scene: Scene) -> None:
+    if scene.num_vertices == 0:
+        raise InputError(ply_path, "the scan has no vertices")
+    largest = np.abs(scene.vertices).max(axis=0)
+    if largest.max() > MAX_COORDINATE:
+        axis = int(largest.argmax())
+        raise InputError(
+            ply_path,
+            f"|{'xyz'[axis]}| reaches {largest[axis]:.3g}, beyond the supported {MAX_COORDINATE:.0e} (stages compute "
+            "in float32 on centimetre voxels): an outlier vertex, or units far too small?",
+        )
 
 
 def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -84,6 +114,71 @@ def scan_name(path: str | Path) -> str:
     """The scene name :func:`load_scan` gives this scan, found without reading the scan."""
     _, ply_path = _resolve(Path(path))
     return _ply_scene_name(ply_path)
+
+
+def mesh_file(path: str | Path) -> Path:
+    """The PLY file :func:`load_scan` reads for this scan (the file itself, or the one in its folder)."""
+    return _resolve(Path(path))[1]
+
+
+def scan_names(paths: Sequence[Path]) -> list[str]:
+    """The scene names of scans whose outputs are named after them, found without reading the scans.
+
+    Raises:
+        InputError: a name cannot name output files (see :func:`scene_name_problem`), or two scans
+            share a name (their outputs would overwrite each other).
+    """
+    names: list[str] = []
+    first_with: dict[str, Path] = {}
+    for path in paths:
+        name = scan_name(path)
+        problem = scene_name_problem(name)
+        if problem is not None:
+            raise InputError(path, f"{problem}; rename the file (outputs are named after the scene)")
+        if name in first_with:
+            raise InputError(path, f"has the scene name {name!r} of {display_path(first_with[name])} too; "
+                                   "their outputs would overwrite each other")
+        first_with[name] = path
+        names.append(name)
+    return names
+
+
+class CheckedScans:
+    """Scans read and validated up front, before any compute, then handed out one by one.
+
+    ``check(scene)`` adds a stage's own requirement (e.g. faces); its errors are blamed on the scan.
+    Up to ``keep_vertices`` vertices of scans stay in memory from the check; scans beyond that are read
+    again when their turn comes, so a long list of scans does not have to fit in memory.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        check: Callable[[Scene], None] | None = None,
+        keep_vertices: int = 5_000_000,
+        **load_options: bool,
+    ) -> None:
+        self.paths = list(paths)
+        self._load_options = load_options
+        self._kept: dict[int, Scene] = {}
+        total = 0
+        for index, path in enumerate(self.paths):
+            scene = load_scan(path, **load_options)
+            if check is not None:
+                with about(path):
+                    check(scene)
+            total += scene.num_vertices
+            if total <= keep_vertices:
+                self._kept[index] = scene
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[Scene]:
+        for index, path in enumerate(self.paths):
+            scene = self._kept.pop(index, None)
+            yield scene if scene is not None else load_scan(path, **self._load_options)
 
 
 def _resolve(path: Path) -> tuple[bool, Path]:
