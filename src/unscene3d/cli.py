@@ -1,25 +1,36 @@
 """The ``unscene3d`` command: one sub-command per pipeline stage.
 
-Each command is a thin layer over a library function; errors in user input are printed as one line
-(``error: <file>: <problem>``) with exit code 2 instead of a traceback.
+Each command is a thin layer over a library function. Before any work it checks its options, its
+output paths and its inputs. Errors in user input are printed as one line (``error: <file>: <problem>``)
+with exit code 2; any other exception is a bug: one line saying so and where its traceback was written,
+exit code 1 (``--debug`` prints the traceback instead).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from unscene3d.checks import check_count, check_device, check_number, check_output_dir, check_output_file
 from unscene3d.errors import InputError
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Unsupervised 3D instance segmentation of indoor scans (UnScene3D).",
 )
 log = logging.getLogger("unscene3d")
@@ -36,7 +47,12 @@ class Baseline(str, Enum):
 
 
 @app.callback()
-def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
+def _configure(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
+    debug: bool = typer.Option(False, "--debug", help="On an unexpected error, print its traceback."),
+) -> None:
+    ctx.obj = {"debug": debug}
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -44,58 +60,123 @@ def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log 
     )
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn bad-input errors into a one-line message and exit code 2."""
-    try:
-        yield
-    except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+def _printable(text: str) -> str:
+    # File names that are not UTF-8 reach messages as surrogates, which a terminal cannot print.
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+
+
+def _write_crash_report(error: BaseException) -> Path:
+    report = Path(tempfile.gettempdir()) / f"unscene3d-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    from importlib.metadata import version
+
+    lines = [
+        f"command: {' '.join(sys.argv)}",
+        f"unscene3d {version('unscene3d')}, Python {sys.version.split()[0]}",
+        "",
+        *traceback.format_exception(error),
+    ]
+    report.write_text(_printable("\n".join(lines)), encoding="utf-8")
+    return report
+
+
+def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command with its errors turned into one line: exit 2 for bad input, 1 for a bug."""
+    signature = inspect.signature(command)
+
+    @functools.wraps(command)
+    def run(ctx: typer.Context, **kwargs: Any) -> Any:
+        try:
+            return command(**kwargs)
+        except InputError as error:
+            typer.echo(_printable(f"error: {error}"), err=True)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; finished outputs are kept and a re-run continues", err=True)
+            raise typer.Exit(code=130) from None
+        except typer.Exit:
+            raise
+        except Exception as error:
+            debug = bool((ctx.find_root().obj or {}).get("debug"))
+            summary = _printable(f"{type(error).__name__}: {error}".splitlines()[0][:300])
+            if debug:
+                traceback.print_exc()
+                typer.echo(f"error: {summary} (this is a bug in unscene3d)", err=True)
+            else:
+                report = _write_crash_report(error)
+                typer.echo(f"error: {summary} -- this is a bug in unscene3d; its traceback is in {report} "
+                           "(or run with --debug)", err=True)
+            raise typer.Exit(code=1) from None
+
+    ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), ctx_parameter])
+    run.__annotations__ = {**command.__annotations__, "ctx": typer.Context}
+    return run
+
+
+def _scan_paths(scans: list[Path]) -> list[Path]:
+    from unscene3d.io.scan import expand_scan_paths
+
+    return expand_scan_paths(scans)
 
 
 @app.command()
+@_guarded
 def oversegment(
-    mesh: Path = typer.Argument(..., help="Mesh PLY file (or a ScanNet scene folder)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format)."),
+    meshes: list[Path] = typer.Argument(..., help="Mesh PLY files or ScanNet scene folders (or folders of them)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format) for one mesh; for "
+                                "several, a folder of <mesh>.<kThresh>.segs.json, named as the ScanNet Segmentator does."),
     variant: Variant = typer.Option(Variant.scannet, help="Edge weights: ScanNet Segmentator or colour-aware."),
     kthresh: float = typer.Option(None, "--kthresh", help="Felzenszwalb k (default: 0.01 scannet, 0.005 unscene3d)."),
     min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size (default: 20 / 50)."),
 ) -> None:
-    """Oversegment a mesh with Felzenszwalb's algorithm, exactly like the ScanNet Segmentator."""
-    from unscene3d.io.scan import load_scan
-    from unscene3d.io.segments import write_segs_json
-    from unscene3d.oversegment import oversegment as run_oversegment
+    """Oversegment meshes with Felzenszwalb's algorithm, exactly like the ScanNet Segmentator."""
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans
+    from unscene3d.segment_scans import mesh_requirements, oversegment_scans, segs_output_paths
 
-    with _user_errors():
-        scene = load_scan(mesh, load_frames=False)
-        segmentation = run_oversegment(
-            scene.vertices, scene.faces, scene.colors, variant=variant.value, k_thresh=kthresh, min_verts=min_verts
-        )
-        scene_id = mesh.stem if mesh.is_file() else f"{scene.name}_vh_clean_2"
-        write_segs_json(output, segmentation.seg_ids, scene_id, segmentation.params)
-    typer.echo(f"{segmentation.num_segments} segments -> {output}")
+    check_number("--kthresh", kthresh, low=0)
+    check_count("--min-verts", min_verts, low=0)
+    scans = _scan_paths(meshes)
+    if len(scans) == 1 and not output.is_dir():
+        check_output_file(output, inputs=scans)
+    else:
+        check_output_dir(output)
+    outputs = segs_output_paths(scans, output, variant=variant.value, k_thresh=kthresh)
+    checked = CheckedScans(scans, check=mesh_requirements(variant.value), load_frames=False)
+    for path in outputs:
+        remove_stale_temps(path.parent, target=path)
+    counts = oversegment_scans(checked, outputs, variant=variant.value, k_thresh=kthresh, min_verts=min_verts)
+    if len(outputs) == 1:
+        typer.echo(f"{counts[0]} segments -> {outputs[0]}")
+    else:
+        typer.echo(f"{len(outputs)} meshes, {sum(counts)} segments -> {output}")
 
 
 @app.command()
+@_guarded
 def evaluate(
     pred_dir: Path = typer.Argument(..., help="Predictions in the ScanNet benchmark format."),
     gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here."),
     per_scene: bool = typer.Option(False, "--per-scene", help="Print one row per scene as well."),
+    predicted_only: bool = typer.Option(False, "--predicted-only", help="Score only the scenes with predictions "
+                                        "(by default a ground-truth scene without predictions counts as all missed)."),
 ) -> None:
     """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure."""
     from unscene3d.evaluation import evaluate_dirs, format_table
-    from unscene3d.io.atomic import atomic_write_text
+    from unscene3d.io.atomic import atomic_write_text, remove_stale_temps
 
-    with _user_errors():
-        result = evaluate_dirs(pred_dir, gt)
+    if json_out is not None:
+        check_output_file(json_out)
+    result = evaluate_dirs(pred_dir, gt, predicted_only=predicted_only)
     typer.echo(format_table(result, per_scene=per_scene))
     if json_out is not None:
+        remove_stale_temps(json_out.parent, target=json_out)
         atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
 
 
 @app.command()
+@_guarded
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
@@ -106,42 +187,37 @@ def baseline(
     force: bool = typer.Option(False, "--force", help="Redo scans whose predictions already exist."),
 ) -> None:
     """Run a learning-free baseline (segments or HDBSCAN clusters as instances) on scans."""
-    from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
-    from unscene3d.baselines.felzenszwalb import DEFAULT_K_THRESH, DEFAULT_MIN_VERTS
-    from unscene3d.io.benchmark import export_predictions
-    from unscene3d.io.scan import expand_scan_paths, load_scan, scan_name
-    from unscene3d.progress import progress_log
+    from unscene3d.baselines.run import run_baseline
+    from unscene3d.io.atomic import remove_stale_temps
 
-    with _user_errors():
-        for scan in progress_log(expand_scan_paths(scans), f"baseline {method.value}"):
-            name = scan_name(scan)
-            if (output / f"{name}.txt").exists() and not force:
-                log.info("%s: predictions exist, skipping (use --force to redo)", name)
-                continue
-            scene = load_scan(scan, axis_align=axis_align, load_frames=False)
-            if method is Baseline.felzenszwalb:
-                masks, scores = felzenszwalb_instances(
-                    scene,
-                    k_thresh=DEFAULT_K_THRESH if kthresh is None else kthresh,
-                    min_verts=DEFAULT_MIN_VERTS if min_verts is None else min_verts,
-                )
-            else:
-                masks, scores = hdbscan_instances(scene)
-            export_predictions(output, scene.name, masks, scores)
-            log.info("%s: %d instances", scene.name, len(masks))
+    check_number("--kthresh", kthresh, low=0)
+    check_count("--min-verts", min_verts, low=0)
+    check_output_dir(output)
+    remove_stale_temps(output)
+    written = run_baseline(method.value, scans, output, axis_align=axis_align, k_thresh=kthresh,
+                           min_verts=min_verts, force=force)
+    typer.echo(f"{method.value} instances of {len(written)} scans -> {output}")
 
 
 @app.command()
+@_guarded
 def synthetic(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.ply and gt/<scene>.txt."),
     seeds: list[int] = typer.Option([0], "--seed", help="Seed of a room; repeat for several rooms."),
 ) -> None:
     """Write procedural synthetic rooms with ground truth, as inputs for any stage."""
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.benchmark import write_gt_txt
     from unscene3d.io.ply import write_ply
     from unscene3d.progress import progress_log
     from unscene3d.synthetic import make_synthetic_scene
 
+    for seed in seeds:
+        check_count("--seed", seed, low=0)
+    if len(set(seeds)) < len(seeds):
+        raise InputError(None, "--seed: each seed names one room; a seed is given twice")
+    check_output_dir(output)
+    remove_stale_temps(output)
     for seed in progress_log(seeds, "synthetic"):
         scene = make_synthetic_scene(seed)
         write_gt_txt(output / "gt" / f"{scene.name}.txt", scene.gt)
@@ -150,6 +226,7 @@ def synthetic(
 
 
 @app.command()
+@_guarded
 def demo(
     output: Path = typer.Option(Path("demo_out"), "--output", "-o", help="Folder for the demo's results."),
     seed: int = typer.Option(0, help="Seed of the synthetic scene."),
@@ -158,13 +235,16 @@ def demo(
 ) -> None:
     """Run the pipeline on a generated synthetic room with ground truth (no data needed)."""
     from unscene3d.demo import run_demo
+    from unscene3d.io.atomic import remove_stale_temps
 
-    with _user_errors():
-        summary = run_demo(output, seed=seed, run=run)
-    typer.echo(summary)
+    check_count("--seed", seed, low=0)
+    check_output_dir(output)
+    remove_stale_temps(output)
+    typer.echo(run_demo(output, seed=seed, run=run))
 
 
 @app.command()
+@_guarded
 def pretrain(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, log.csv."),
@@ -183,23 +263,32 @@ def pretrain(
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d pretrain ... (no other change).
     """
-    from unscene3d.io.scan import expand_scan_paths, load_scan
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans
     from unscene3d.train.pretrain import preset_config
     from unscene3d.train.pretrain import pretrain as run_pretrain
 
-    with _user_errors():
-        overrides = dict(
-            steps=steps, batch_size=batch_size, lr=lr, num_pairs=num_pairs, loss=loss,
-            checkpoint_every=checkpoint_every, seed=seed,
-        )
-        given = preset is not None or any(v is not None for v in overrides.values())
-        config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
-        scenes = [load_scan(path, load_frames=False) for path in expand_scan_paths(scans)]
-        result = run_pretrain(scenes, output, config, resume=resume, device=device)
+    for option, value in (("--steps", steps), ("--batch-size", batch_size), ("--num-pairs", num_pairs),
+                          ("--checkpoint-every", checkpoint_every)):
+        check_count(option, value)
+    check_count("--seed", seed, low=0)
+    check_number("--lr", lr, above=0)
+    check_device(device)
+    check_output_dir(output)
+    overrides = dict(
+        steps=steps, batch_size=batch_size, lr=lr, num_pairs=num_pairs, loss=loss,
+        checkpoint_every=checkpoint_every, seed=seed,
+    )
+    given = preset is not None or any(v is not None for v in overrides.values())
+    config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
+    scenes = list(CheckedScans(_scan_paths(scans), load_frames=False))
+    remove_stale_temps(output)
+    result = run_pretrain(scenes, output, config, resume=resume, device=device)
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
 
 
 @app.command()
+@_guarded
 def features3d(
     checkpoint: Path = typer.Argument(..., help="Checkpoint folder, its model.safetensors, or a run folder."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
@@ -207,15 +296,23 @@ def features3d(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
-    from unscene3d.features.features3d import extract_features_for_scans
-    from unscene3d.io.scan import expand_scan_paths
+    from unscene3d.features.features3d import extract_features_for_scans, load_backbone
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans, scan_names
 
-    with _user_errors():
-        written = extract_features_for_scans(checkpoint, expand_scan_paths(scans), output, device=device)
+    check_device(device)
+    check_output_dir(output)
+    paths = _scan_paths(scans)
+    scan_names(paths)
+    load_backbone(checkpoint, "cpu")
+    CheckedScans(paths, keep_vertices=0, load_frames=False)
+    remove_stale_temps(output)
+    written = extract_features_for_scans(checkpoint, paths, output, device=device)
     typer.echo(f"{len(written)} feature files -> {output}")
 
 
 @app.command("pseudo-masks")
+@_guarded
 def pseudo_masks(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files and <scene>.npz."),
@@ -231,24 +328,45 @@ def pseudo_masks(
     force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
 ) -> None:
     """Initial pseudo masks by masked normalized cuts over segment features (UnScene3D stage 1)."""
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans, scan_names
     from unscene3d.pseudo.ncut import NCutConfig
     from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
 
-    with _user_errors():
-        options = PseudoMaskOptions(
-            ncut=NCutConfig(isolate_masked=isolate_masked),
-            modality=modality,
-            checkpoint=None if checkpoint is None else str(checkpoint),
-            encoder=encoder,
-            tau=tau,
-            device=device,
-            frame_step=frame_step,
-        )
-        written = run_pseudo_masks(scans, output, options, workers=workers, force=force)
+    check_number("--tau", tau, low=0, high=1)
+    check_count("--frame-step", frame_step)
+    check_count("--workers", workers)
+    check_device(device)
+    check_output_dir(output)
+    options = PseudoMaskOptions(
+        ncut=NCutConfig(isolate_masked=isolate_masked),
+        modality=modality,
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        encoder=encoder,
+        tau=tau,
+        device=device,
+        frame_step=frame_step,
+    )
+    paths = _scan_paths(scans)
+    scan_names(paths)
+    if checkpoint is not None and modality in ("3d", "both"):
+        from unscene3d.features.features3d import load_backbone
+
+        load_backbone(checkpoint, "cpu")
+    needs_frames = modality in ("2d", "both")
+    CheckedScans(paths, check=_has_frames if needs_frames else None, keep_vertices=0, load_frames=needs_frames)
+    remove_stale_temps(output)
+    written = run_pseudo_masks(paths, output, options, workers=workers, force=force)
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")
 
 
+def _has_frames(scene: Any) -> None:
+    if not scene.frames:
+        raise InputError(None, "has no posed colour frames, which the 2d and both modalities project features from")
+
+
 @app.command()
+@_guarded
 def train(
     pseudo_dir: Path = typer.Argument(..., help="Pseudo-mask folder (<scene>.npz from `unscene3d pseudo-masks`)."),
     scans: list[Path] = typer.Option(None, "--scans", help="Where the scans of those pseudo masks are now (files or "
@@ -271,22 +389,32 @@ def train(
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
-    from unscene3d.io.scan import expand_scan_paths
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.train.selftrain import preset_config, self_train, without_color
 
-    with _user_errors():
-        overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
-        given = preset is not None or no_color or any(v is not None for v in overrides.values())
-        config = preset_config(preset or "cpu-small", **overrides) if given else None
-        if no_color:
-            config = without_color(config)
-        result = self_train(pseudo_dir, expand_scan_paths(scans or []), output, config, rounds=rounds, resume=resume,
-                            device=device)
+    for option, value in (("--rounds", rounds), ("--epochs", epochs), ("--finetune-epochs", finetune_epochs),
+                          ("--batch-size", batch_size)):
+        check_count(option, value)
+    check_count("--seed", seed, low=0)
+    check_number("--lr", lr, above=0)
+    check_device(device)
+    check_output_dir(output)
+    if not pseudo_dir.is_dir():
+        raise InputError(pseudo_dir, "no such pseudo-mask folder")
+    overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
+    given = preset is not None or no_color or any(v is not None for v in overrides.values())
+    config = preset_config(preset or "cpu-small", **overrides) if given else None
+    if no_color:
+        config = without_color(config)
+    scan_paths = _scan_paths(scans) if scans else []
+    remove_stale_temps(output)
+    result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
 
 
 @app.command()
+@_guarded
 def predict(
     run: Path = typer.Argument(..., help="Self-training run folder (its last finished round), round folder or checkpoint."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY meshes, ScanNet scene folders, or folders of them."),
@@ -294,8 +422,15 @@ def predict(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
 ) -> None:
     """Segment new scans into instances with a self-trained model (colour optional, no frames needed)."""
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans, scan_names
     from unscene3d.predict import predict_scans
 
-    with _user_errors():
-        written = predict_scans(run, scans, output, device=device)
+    check_device(device)
+    check_output_dir(output)
+    paths = _scan_paths(scans)
+    scan_names(paths)
+    CheckedScans(paths, keep_vertices=0, load_frames=False)
+    remove_stale_temps(output)
+    written = predict_scans(run, paths, output, device=device)
     typer.echo(f"instances of {len(written)} scans -> {output}")
