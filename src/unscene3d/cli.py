@@ -361,8 +361,14 @@ def pseudo_masks(
 
 
 def _has_frames(scene: Any) -> None:
+    from unscene3d.io.images import check_image
+
     if not scene.frames:
         raise InputError(None, "has no posed colour frames, which the 2d and both modalities project features from")
+    for frame in scene.frames:
+        for image in (frame.color_path, frame.depth_path):
+            if image is not None:
+                check_image(image)
 
 
 @app.command()

@@ -507,18 +507,6 @@ def compute_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarra
     return _vertex_normals_kernel(points, tris)
 
 
-def mesh_edge_weights(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    colors: np.ndarray | None = None,
-    *,
-    variant: str = "scannet",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Segmentator's graph: ``(edge_a, edge_b, weights)``, three directed edges per face."""
-    points, tris = _check_mesh(vertices, faces)
-    return _graph(points, tris, _variant_colours(variant, colors, points.shape[0]))
-
-
 def compact_labels(seg_ids: np.ndarray) -> tuple[np.ndarray, int]:
     """Map arbitrary segment ids to 0..S-1 by increasing id; returns ``(labels int64, S)``."""
     unique, labels = np.unique(np.asarray(seg_ids), return_inverse=True)
