@@ -16,6 +16,10 @@ from unscene3d.errors import InputError, display_path
 MAX_COUNT = 2**31 - 1
 
 
+def _text(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
 def check_number(
     option: str,
     value: float | None,
@@ -30,11 +34,11 @@ def check_number(
     if not math.isfinite(value):
         raise InputError(None, f"{option} must be a finite number, got {value}")
     if low is not None and value < low:
-        raise InputError(None, f"{option} must be at least {low:g}, got {value:g}")
+        raise InputError(None, f"{option} must be at least {_text(low)}, got {_text(value)}")
     if high is not None and value > high:
-        raise InputError(None, f"{option} must be at most {high:g}, got {value:g}")
+        raise InputError(None, f"{option} must be at most {_text(high)}, got {_text(value)}")
     if above is not None and value <= above:
-        raise InputError(None, f"{option} must be greater than {above:g}, got {value:g}")
+        raise InputError(None, f"{option} must be greater than {_text(above)}, got {_text(value)}")
 
 
 def check_count(option: str, value: int | None, *, low: int = 1) -> None:

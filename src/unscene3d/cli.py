@@ -139,6 +139,8 @@ def oversegment(
     scans = _scan_paths(meshes)
     if len(scans) == 1 and not output.is_dir():
         check_output_file(output, inputs=scans)
+    elif output.suffix == ".json":
+        raise InputError(output, f"several meshes need an output folder, not a .json file ({len(scans)} meshes)")
     else:
         check_output_dir(output)
     outputs = segs_output_paths(scans, output, variant=variant.value, k_thresh=kthresh)
@@ -405,8 +407,7 @@ def train(
     check_number("--lr", lr, above=0)
     check_device(device)
     check_output_dir(output)
-    if not pseudo_dir.is_dir():
-        raise InputError(pseudo_dir, "no such pseudo-mask folder")
+    _check_pseudo_masks(pseudo_dir)
     overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
     given = preset is not None or no_color or any(v is not None for v in overrides.values())
     config = preset_config(preset or "cpu-small", **overrides) if given else None
@@ -417,6 +418,22 @@ def train(
     result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
+
+
+def _check_pseudo_masks(pseudo_dir: Path) -> None:
+    """Read every pseudo-mask file once, so a corrupt one stops the run before training starts."""
+    import zipfile
+    import zlib
+
+    from unscene3d.pseudo.pipeline import read_pseudo_masks
+
+    if not pseudo_dir.is_dir():
+        raise InputError(pseudo_dir, "no such pseudo-mask folder")
+    for path in sorted(pseudo_dir.glob("*.npz")):
+        try:
+            read_pseudo_masks(path)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # what numpy lets through from a broken .npz
+            raise InputError(path, f"not a pseudo-mask file: {error}") from None
 
 
 @app.command()

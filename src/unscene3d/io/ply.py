@@ -123,13 +123,7 @@ def read_ply(path: str | Path) -> PlyMesh:
     wanted = {"vertex"} | ({"face"} if "face" in elements else set())
     columns: dict[str, dict[str, np.ndarray | _ListValues]] = {}
     if header.byte_order is None:
-        tokens = _ascii_tokens(path, data[header.body_offset :])
-        position = 0
-        for element in header.elements:
-            if not wanted - columns.keys():
-                break
-            columns[element.name], position = _read_ascii_element(path, tokens, position, element)
-        leftover = len(tokens) - position
+        columns = _read_ascii_body(path, header, data[header.body_offset :], wanted)
     else:
         offset = header.body_offset
         for element in header.elements:
@@ -137,18 +131,46 @@ def read_ply(path: str | Path) -> PlyMesh:
                 break
             columns[element.name], offset = _read_binary_element(path, data, offset, element, header.byte_order)
         leftover = len(data[offset:].rstrip(b"\r\n\t \0"))
-    # Data beyond the last element means the header's counts are wrong (e.g. fewer vertices declared than
-    # written), so what was parsed is misaligned.
-    if len(columns) == len(header.elements) and leftover > 0:
-        unit = "values" if header.byte_order is None else "bytes"
-        counts = ", ".join(f"{e.count} {e.name}" for e in header.elements)
-        raise InputError(path, f"the data holds {leftover} {unit} more than the header declares ({counts}): "
-                               "the header's element counts are wrong")
+        # Data beyond the last element means the header's counts are wrong (e.g. fewer vertices declared
+        # than written), so what was parsed is misaligned.
+        if len(columns) == len(header.elements) and leftover > 0:
+            raise InputError(path, f"the data holds {leftover} bytes more than the header declares "
+                                   f"({_element_counts(header)}): the header's element counts are wrong")
 
     mesh = _vertex_attributes(path, columns["vertex"])
     if face_list is not None:
         mesh.faces = _triangulate(path, columns["face"][face_list], len(mesh.vertices))
     return mesh
+
+
+def _element_counts(header: _Header) -> str:
+    return ", ".join(f"{element.count} {element.name}" for element in header.elements)
+
+
+def _read_ascii_body(
+    path: Path, header: _Header, body: bytes, wanted: set[str]
+) -> dict[str, dict[str, np.ndarray | _ListValues]]:
+    columns: dict[str, dict[str, np.ndarray | _ListValues]] = {}
+    try:
+        tokens = _ascii_tokens(path, body)
+        position = 0
+        for element in header.elements:
+            if not wanted - columns.keys():
+                break
+            columns[element.name], position = _read_ascii_element(path, tokens, position, element)
+        if len(columns) == len(header.elements) and position < len(tokens):
+            raise InputError(path, f"the data holds {len(tokens) - position} values more than the header declares")
+    except InputError:
+        # ASCII PLY holds one record per line: a line count other than the header's explains any parse
+        # error better than the misaligned value it led to.
+        declared = sum(element.count for element in header.elements)
+        lines = sum(1 for line in body.splitlines() if line.strip())
+        if lines != declared:
+            raise InputError(path, f"the data has {lines} lines but the header declares {declared} records "
+                                   f"({_element_counts(header)}): the file is truncated or its counts are wrong"
+                             ) from None
+        raise
+    return columns
 
 
 def _parse_header(path: Path, data: bytes) -> _Header:
@@ -257,7 +279,7 @@ def _read_fixed_records(
         raise InputError(
             path,
             f"truncated PLY data: element {element.name!r} declares {element.count} records "
-            f"but the file holds only {available}",
+            f"but the file holds only {available} (the file is cut short, or the header's counts are wrong)",
         )
     table = np.frombuffer(data, dtype=record, count=element.count, offset=offset)
     return {p.name: table[p.name].astype(p.dtype) for p in element.properties}
@@ -319,7 +341,7 @@ def _parse_binary_records(
         raise InputError(
             path,
             f"truncated PLY data: element {element.name!r} declares {element.count} records "
-            f"but the file holds only {record}",
+            f"but the file holds only {record} (the file is cut short, or the header's counts are wrong)",
         ) from None
     columns: dict[str, np.ndarray | _ListValues] = {}
     for prop in element.properties:
@@ -422,7 +444,8 @@ def _ascii_values(
     (a cast would silently truncate 1.5 or wrap 300 into a uchar). ``counts``: list sizes per record."""
     dtype = np.dtype(prop.dtype)
     if dtype.kind == "f":
-        return values.astype(dtype)
+        with np.errstate(over="ignore"):  # 1e39 as float32 is inf, which the coordinate check reports
+            return values.astype(dtype)
     info = np.iinfo(dtype)
     bad = ~np.isfinite(values) | (values != np.floor(values)) | (values < info.min) | (values > info.max)
     if bad.any():
