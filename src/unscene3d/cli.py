@@ -130,6 +130,10 @@ def oversegment(
     min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size (default: 20 / 50)."),
 ) -> None:
     """Oversegment meshes with Felzenszwalb's algorithm, exactly like the ScanNet Segmentator."""
+    if "numpy" not in sys.modules:
+        # No BLAS work here: one OpenBLAS thread spares numpy and scipy (which numba loads) starting and
+        # stopping their thread pools, 0.1-0.2 s of a whole run (benchmarks/oversegment_startup.py).
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import CheckedScans
     from unscene3d.segment_scans import mesh_requirements, oversegment_scans, segs_output_paths
