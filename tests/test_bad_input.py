@@ -189,39 +189,49 @@ def ply_text_file(tmp, shared):
     return overseg(write(tmp / "mesh.ply", "hello\n"), tmp)
 
 
-@rejects("mesh.ply: malformed PLY header")
-def ply_no_end_header(tmp, shared):
-    return overseg(mutated(tmp, "end_header\n", ""), tmp)
+# Edits of the good ASCII mesh's text: (case, text, replacement, what the error line must hold).
+HEADER_AND_DATA_EDITS = [
+    ("ply_no_end_header", "end_header\n", "", "mesh.ply: malformed PLY header"),
+    ("ply_unknown_format", "format ascii", "format binary_middle_endian", "mesh.ply: malformed PLY header"),
+    ("ply_unknown_type", "property float z", "property float128 z", "mesh.ply: malformed PLY header"),
+    ("ply_repeated_property", "property float z", "property float y", "mesh.ply: malformed PLY header"),
+    ("ply_without_z", "property float z\n", "", "mesh.ply: 'vertex' element has no z"),
+    ("ply_without_vertices", "element vertex", "element point", "mesh.ply: PLY header declares no 'vertex' element"),
+    ("ply_face_without_indices", "vertex_indices", "corners", "mesh.ply: 'face' element has no 'vertex_indices'"),
+    ("ply_word_in_data", "\n3 ", "\n3 x", "mesh.ply: ASCII PLY data holds a value that is not a number"),
+    ("ply_negative_list_count", "\n3 ", "\n-3 ", "mesh.ply: element 'face' record 0: bad list count"),
+]
+for name, old, new, blame in HEADER_AND_DATA_EDITS:
+    CASES.append(Case(name, lambda tmp, shared, old=old, new=new: overseg(mutated(tmp, old, new), tmp), blame))
+
+# One value of the grid mesh changed: (case, array, index, value, coordinate type, what the error line must hold).
+VALUE_EDITS = [
+    ("ply_nan_coordinate", "vertices", (5, 1), np.nan, "float",
+     "mesh.ply: 1 of 64 vertices have NaN or infinite coordinates"),
+    # Finite as text, infinite as the declared float.
+    ("ply_float32_overflow", "vertices", (5, 1), 1e39, "float",
+     "mesh.ply: 1 of 64 vertices have NaN or infinite coordinates"),
+    # Finite in float32, but its squares are not (the normals of its faces).
+    ("ply_coordinate_squares_overflow", "vertices", (5, 1), 1e30, "double", "mesh.ply: |y| reaches 1e+30"),
+    ("ply_face_index_out_of_range", "faces", (3, 1), 64, "float", "mesh.ply: face vertex index 64 is out of range"),
+    ("ply_negative_face_index", "faces", (3, 1), -1, "float", "mesh.ply: face vertex index -1 is out of range"),
+    ("ply_fractional_face_index", "faces", (3, 1), 1.5, "float",
+     "mesh.ply: element 'face' record 3: 'vertex_indices' value 1.5 is not a whole number"),
+    # A uchar cannot hold 300: the file is wrong, not merely bright.
+    ("ply_uchar_colour_300", "colors", (2, 0), 300, "float",
+     "mesh.ply: element 'vertex' record 2: 'red' value 300 is not a whole number in 0..255"),
+]
 
 
-@rejects("mesh.ply: malformed PLY header")
-def ply_unknown_format(tmp, shared):
-    return overseg(mutated(tmp, "format ascii", "format binary_middle_endian"), tmp)
+def grid_with(tmp: Path, field: str, index: tuple[int, int], value: float, coord: str) -> Path:
+    arrays = dict(zip(("vertices", "faces", "colors"), grid_mesh()))
+    arrays[field] = arrays[field].astype(float if isinstance(value, float) else np.int64)
+    arrays[field][index] = value
+    return write(tmp / "mesh.ply", ascii_ply(arrays["vertices"], arrays["faces"], arrays["colors"], coord=coord))
 
 
-@rejects("mesh.ply: malformed PLY header")
-def ply_unknown_type(tmp, shared):
-    return overseg(mutated(tmp, "property float z", "property float128 z"), tmp)
-
-
-@rejects("mesh.ply: malformed PLY header")
-def ply_repeated_property(tmp, shared):
-    return overseg(mutated(tmp, "property float z", "property float y"), tmp)
-
-
-@rejects("mesh.ply: 'vertex' element has no z")
-def ply_without_z(tmp, shared):
-    return overseg(mutated(tmp, "property float z\n", ""), tmp)
-
-
-@rejects("mesh.ply: PLY header declares no 'vertex' element")
-def ply_without_vertices(tmp, shared):
-    return overseg(mutated(tmp, "element vertex", "element point"), tmp)
-
-
-@rejects("mesh.ply: 'face' element has no 'vertex_indices'")
-def ply_face_without_indices(tmp, shared):
-    return overseg(mutated(tmp, "vertex_indices", "corners"), tmp)
+for name, *edit, blame in VALUE_EDITS:
+    CASES.append(Case(name, lambda tmp, shared, edit=tuple(edit): overseg(grid_with(tmp, *edit), tmp), blame))
 
 
 @rejects("mesh.ply: the data has 42 lines but the header declares 162 records (64 vertex, 98 face): the file is "
@@ -258,25 +268,6 @@ def ply_more_vertices_declared(tmp, shared):
     return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors, vertex_count=len(vertices) + 5)), tmp)
 
 
-@rejects("mesh.ply: ASCII PLY data holds a value that is not a number")
-def ply_word_in_data(tmp, shared):
-    return overseg(mutated(tmp, "\n3 ", "\n3 x", ), tmp)
-
-
-@rejects("mesh.ply: 1 of 64 vertices have NaN or infinite coordinates")
-def ply_nan_coordinate(tmp, shared):
-    vertices, faces, colors = grid_mesh()
-    vertices[5, 1] = np.nan
-    return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors)), tmp)
-
-
-@rejects("mesh.ply: 1 of 64 vertices have NaN or infinite coordinates")
-def ply_float32_overflow(tmp, shared):
-    vertices, faces, colors = grid_mesh()
-    vertices[5, 1] = 1e39  # finite as text, infinite as the declared float
-    return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors)), tmp)
-
-
 @rejects("mesh.ply: |x| reaches 1e+39")
 def ply_double_beyond_float32(tmp, shared):
     vertices, faces, colors = grid_mesh()
@@ -285,54 +276,12 @@ def ply_double_beyond_float32(tmp, shared):
             "-o", tmp / "out"]
 
 
-@rejects("mesh.ply: |y| reaches 1e+30")
-def ply_coordinate_squares_overflow(tmp, shared):
-    vertices, faces, colors = grid_mesh()
-    vertices[5, 1] = 1e30  # finite in float32, but its squares are not
-    return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors, coord="double")), tmp)
-
-
 @rejects("mesh.ply: |z| reaches 1e+18")
 def ply_beyond_voxel_grid(tmp, shared):
     vertices, faces, colors = grid_mesh()
     vertices[5, 2] = -1e18  # voxel indices at 2 cm would overflow 64 bits
     return ["pseudo-masks", write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors, coord="double")),
             "-o", tmp / "out"]
-
-
-@rejects("mesh.ply: face vertex index 64 is out of range")
-def ply_face_index_out_of_range(tmp, shared):
-    vertices, faces, colors = grid_mesh()
-    faces[3, 1] = 64
-    return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors)), tmp)
-
-
-@rejects("mesh.ply: face vertex index -1 is out of range")
-def ply_negative_face_index(tmp, shared):
-    vertices, faces, colors = grid_mesh()
-    faces[3, 1] = -1
-    return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors)), tmp)
-
-
-@rejects("mesh.ply: element 'face' record 3: 'vertex_indices' value 1.5 is not a whole number")
-def ply_fractional_face_index(tmp, shared):
-    vertices, faces, colors = grid_mesh()
-    faces = faces.astype(float)
-    faces[3, 1] = 1.5
-    return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces.tolist(), colors)), tmp)
-
-
-@rejects("mesh.ply: element 'face' record 0: bad list count")
-def ply_negative_list_count(tmp, shared):
-    return overseg(mutated(tmp, "\n3 ", "\n-3 "), tmp)
-
-
-@rejects("mesh.ply: element 'vertex' record 2: 'red' value 300 is not a whole number in 0..255")
-def ply_uchar_colour_300(tmp, shared):
-    vertices, faces, colors = grid_mesh()
-    colors = colors.astype(int)
-    colors[2, 0] = 300  # a uchar cannot hold it: the file is wrong, not merely bright
-    return overseg(write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors)), tmp)
 
 
 @rejects("mesh.ply: the scan has no vertices")
@@ -414,25 +363,22 @@ def frames_2d(folder: Path, tmp: Path) -> list:
     return ["pseudo-masks", folder, "-o", tmp / "out", "--modality", "2d", "--encoder", "facebook/dino-vits8"]
 
 
-@rejects("scene0001_00.txt: axisAlignment has 15 numbers")
-def scannet_short_alignment(tmp, shared):
+# A scene's meta file with a bad axisAlignment, used by `baseline --axis-align`: (case, value, error).
+ALIGNMENTS = [
+    ("scannet_short_alignment", " ".join(["1"] * 15), "scene0001_00.txt: axisAlignment has 15 numbers"),
+    ("scannet_alignment_words", "identity", "scene0001_00.txt: axisAlignment is not a list of numbers"),
+    ("scannet_alignment_nan", " ".join(["nan"] * 16), "scene0001_00.txt: axisAlignment has NaN"),
+]
+
+
+def aligned_baseline(tmp: Path, shared: Shared, alignment: str) -> list:
     folder = scannet_folder(tmp, shared)
-    write(folder / "scene0001_00.txt", "axisAlignment = " + " ".join(["1"] * 15) + "\n")
+    write(folder / "scene0001_00.txt", f"axisAlignment = {alignment}\n")
     return ["baseline", "felzenszwalb", folder, "-o", tmp / "out", "--axis-align"]
 
 
-@rejects("scene0001_00.txt: axisAlignment is not a list of numbers")
-def scannet_alignment_words(tmp, shared):
-    folder = scannet_folder(tmp, shared)
-    write(folder / "scene0001_00.txt", "axisAlignment = identity\n")
-    return ["baseline", "felzenszwalb", folder, "-o", tmp / "out", "--axis-align"]
-
-
-@rejects("scene0001_00.txt: axisAlignment has NaN")
-def scannet_alignment_nan(tmp, shared):
-    folder = scannet_folder(tmp, shared)
-    write(folder / "scene0001_00.txt", "axisAlignment = " + " ".join(["nan"] * 16) + "\n")
-    return ["baseline", "felzenszwalb", folder, "-o", tmp / "out", "--axis-align"]
+for name, alignment, blame in ALIGNMENTS:
+    CASES.append(Case(name, lambda tmp, shared, alignment=alignment: aligned_baseline(tmp, shared, alignment), blame))
 
 
 @rejects("scene0001_00_vh_clean_2.ply: truncated PLY data")
@@ -443,32 +389,29 @@ def scannet_corrupt_mesh(tmp, shared):
     return ["baseline", "felzenszwalb", folder, "-o", tmp / "out"]
 
 
-@rejects("pose/1.txt: colour frame 1.jpg has no pose file")
-def scannet_frame_without_pose(tmp, shared):
+# A frame file of the scan's SensReader export removed (None) or replaced, for the 2d modality, which
+# checks every frame before any work: (case, file under exported/, new content, error).
+FRAME_EDITS = [
+    ("scannet_frame_without_pose", "pose/1.txt", None, "pose/1.txt: colour frame 1.jpg has no pose file"),
+    ("scannet_pose_words", "pose/0.txt", "1 0 0 0\n0 1 0 0\n0 0 1 x\n0 0 0 1\n",
+     "pose/0.txt: expected a 4x4 matrix of numbers"),
+    ("scannet_missing_intrinsics", "intrinsic/intrinsic_color.txt", None, "intrinsic_color.txt: no such file"),
+    ("scannet_corrupt_image", "color/1.jpg", "\xff\xd8 not a jpeg", "color/1.jpg: cannot read image"),
+]
+
+
+def frames_edited(tmp: Path, shared: Shared, relative: str, content: str | None) -> list:
     folder = with_frames(scannet_folder(tmp, shared))
-    (folder / "exported" / "pose" / "1.txt").unlink()
+    path = folder / "exported" / relative
+    if content is None:
+        path.unlink()
+    else:
+        write(path, content.encode("latin-1"))
     return frames_2d(folder, tmp)
 
 
-@rejects("pose/0.txt: expected a 4x4 matrix of numbers")
-def scannet_pose_words(tmp, shared):
-    folder = with_frames(scannet_folder(tmp, shared))
-    write(folder / "exported" / "pose" / "0.txt", "1 0 0 0\n0 1 0 0\n0 0 1 x\n0 0 0 1\n")
-    return frames_2d(folder, tmp)
-
-
-@rejects("intrinsic_color.txt: no such file")
-def scannet_missing_intrinsics(tmp, shared):
-    folder = with_frames(scannet_folder(tmp, shared))
-    (folder / "exported" / "intrinsic" / "intrinsic_color.txt").unlink()
-    return frames_2d(folder, tmp)
-
-
-@rejects("color/1.jpg: cannot read image")
-def scannet_corrupt_image(tmp, shared):
-    folder = with_frames(scannet_folder(tmp, shared))
-    write(folder / "exported" / "color" / "1.jpg", b"\xff\xd8 not a jpeg")
-    return frames_2d(folder, tmp)
+for name, relative, content, blame in FRAME_EDITS:
+    CASES.append(Case(name, lambda tmp, shared, edit=(relative, content): frames_edited(tmp, shared, *edit), blame))
 
 
 @rejects("scene0001_00: has no posed colour frames")
@@ -542,25 +485,22 @@ def gt_file_missing(tmp, shared):
     return evaluate(shared, tmp / "gt")
 
 
-@rejects("gt/room.txt: line 3 is not an integer")
-def gt_word(tmp, shared):
+# One line of the ground truth replaced: (case, line index, new line, error).
+GT_LINE_EDITS = [
+    ("gt_word", 2, "chair", "gt/room.txt: line 3 is not an integer"),
+    ("gt_huge_integer", 3, "99999999999999999999999", "gt/room.txt: line 4: integer '99999999999999999999999' is out"),
+    ("gt_negative", 3, "-3001", "gt/room.txt: has a negative id"),
+]
+
+
+def gt_line_edited(tmp: Path, shared: Shared, index: int, line: str) -> list:
     lines = gt_lines(shared)
-    lines[2] = "chair"
+    lines[index] = line
     return evaluate(shared, gt_copy(tmp, shared, "\n".join(lines) + "\n"))
 
 
-@rejects("gt/room.txt: line 4: integer '99999999999999999999999' is out of range")
-def gt_huge_integer(tmp, shared):
-    lines = gt_lines(shared)
-    lines[3] = "99999999999999999999999"
-    return evaluate(shared, gt_copy(tmp, shared, "\n".join(lines) + "\n"))
-
-
-@rejects("gt/room.txt: has a negative id")
-def gt_negative(tmp, shared):
-    lines = gt_lines(shared)
-    lines[3] = "-3001"
-    return evaluate(shared, gt_copy(tmp, shared, "\n".join(lines) + "\n"))
+for name, index, line, blame in GT_LINE_EDITS:
+    CASES.append(Case(name, lambda tmp, shared, edit=(index, line): gt_line_edited(tmp, shared, *edit), blame))
 
 
 @rejects("gt/room.txt: has ")
@@ -682,28 +622,26 @@ def pred_mask_missing(tmp, shared):
     return evaluate_pred(pred_dir, shared)
 
 
+def pred_with_mask(tmp: Path, shared: Shared, index: int, edit: Callable[[str], str]) -> Path:
+    pred_dir = pred_copy(tmp, shared)
+    mask = pred_dir / "pred_mask" / f"room_{index}.txt"
+    mask.write_text(edit(mask.read_text()))
+    return pred_dir
+
+
 @rejects("pred_mask/room_1.txt: line 1 is not an integer")
 def pred_mask_word(tmp, shared):
-    pred_dir = pred_copy(tmp, shared)
-    mask = pred_dir / "pred_mask" / "room_1.txt"
-    mask.write_text("yes\n" + mask.read_text().split("\n", 1)[1])
-    return evaluate_pred(pred_dir, shared)
+    return evaluate_pred(pred_with_mask(tmp, shared, 1, lambda text: "yes" + text[1:]), shared)
 
 
 @rejects("pred_mask/room_0.txt: line 1: integer '99999999999999999999999' is out of range")
 def pred_mask_huge_integer(tmp, shared):
-    pred_dir = pred_copy(tmp, shared)
-    mask = pred_dir / "pred_mask" / "room_0.txt"
-    mask.write_text("99999999999999999999999\n" + mask.read_text().split("\n", 1)[1])
-    return evaluate_pred(pred_dir, shared)
+    return evaluate_pred(pred_with_mask(tmp, shared, 0, lambda text: "99999999999999999999999" + text[1:]), shared)
 
 
 @rejects("pred_mask/room_1.txt: has ")
 def pred_masks_disagree(tmp, shared):
-    pred_dir = pred_copy(tmp, shared)
-    mask = pred_dir / "pred_mask" / "room_1.txt"
-    mask.write_text(mask.read_text()[:-10])
-    return evaluate_pred(pred_dir, shared)
+    return evaluate_pred(pred_with_mask(tmp, shared, 1, lambda text: text[:-10]), shared)
 
 
 @rejects("pred/room.txt: lists mask")
@@ -790,22 +728,22 @@ def checkpoint_weights_truncated(tmp, shared):
     return features3d(folder, tmp, shared)
 
 
-@rejects("ckpt: checkpoint weights do not match the model configuration")
-def checkpoint_of_another_configuration(tmp, shared):
+def backbone_setting_changed(tmp: Path, shared: Shared, key: str, value: object) -> list:
     folder = checkpoint_folder(tmp, shared)
     state = json.loads((folder / "state.json").read_text())
-    state["backbone"]["planes"] = [16] * 8
+    state["backbone"][key] = value
     (folder / "state.json").write_text(json.dumps(state))
     return features3d(folder, tmp, shared)
+
+
+@rejects("ckpt: checkpoint weights do not match the model configuration")
+def checkpoint_of_another_configuration(tmp, shared):
+    return backbone_setting_changed(tmp, shared, "planes", [16] * 8)
 
 
 @rejects("ckpt: bad backbone config in checkpoint")
 def checkpoint_with_a_bad_config(tmp, shared):
-    folder = checkpoint_folder(tmp, shared)
-    state = json.loads((folder / "state.json").read_text())
-    state["backbone"]["norm"] = "group"
-    (folder / "state.json").write_text(json.dumps(state))
-    return features3d(folder, tmp, shared)
+    return backbone_setting_changed(tmp, shared, "norm", "group")
 
 
 @rejects("ckpt/model.safetensors: unreadable safetensors file")
@@ -842,97 +780,38 @@ def train_pseudo_file_corrupt(tmp, shared):
     return ["train", pseudo, "-o", tmp / "run"]
 
 
-# --- options
+# Command lines with a bad option: (case, command line, what the error line must hold). {room}: a good scan,
+# {out}: an output folder, {backbone}: a pretraining run, {pseudo}: pseudo masks.
+OPTIONS = [
+    ("option_tau_nan", "pseudo-masks {room} -o {out} --tau nan", "--tau must be a finite number, got nan"),
+    ("option_tau_above_one", "pseudo-masks {room} -o {out} --tau 1.5", "--tau must be at most 1"),
+    ("option_no_workers", "pseudo-masks {room} -o {out} --workers 0", "--workers must be at least 1"),
+    ("option_frame_step_zero", "pseudo-masks {room} -o {out} --frame-step 0", "--frame-step must be at least 1"),
+    ("option_unknown_modality", "pseudo-masks {room} -o {out} --modality 4d", "modality must be one of"),
+    ("option_negative_kthresh", "oversegment {room} -o {out} --kthresh -0.5", "--kthresh must be at least 0"),
+    ("option_infinite_kthresh", "baseline felzenszwalb {room} -o {out} --kthresh inf",
+     "--kthresh must be a finite number, got inf"),
+    ("option_negative_min_verts", "oversegment {room} -o {out} --min-verts -1", "--min-verts must be at least 0"),
+    ("option_device_bogus", "predict {backbone} {room} -o {out} --device bogus", "--device 'bogus' is not a device"),
+    ("option_device_unsupported", "features3d {backbone} {room} -o {out} --device tpu", "--device 'tpu'"),
+    ("option_zero_learning_rate", "pretrain {room} -o {out} --lr 0", "--lr must be greater than 0"),
+    ("option_no_steps", "pretrain {room} -o {out} --steps 0", "--steps must be at least 1"),
+    ("option_huge_num_pairs", f"pretrain {{room}} -o {{out}} --num-pairs {2**40}", "--num-pairs must be at most"),
+    ("option_unknown_preset", "pretrain {room} -o {out} --preset gpu-huge", "unknown preset 'gpu-huge'"),
+    ("option_infinite_learning_rate", "train {pseudo} -o {out} --lr inf", "--lr must be a finite number, got inf"),
+    ("option_no_rounds", "train {pseudo} -o {out} --rounds 0", "--rounds must be at least 1"),
+    ("option_negative_seed", "synthetic -o {out} --seed -1", "--seed must be at least 0"),
+    ("option_repeated_seed", "synthetic -o {out} --seed 1 --seed 1", "--seed: each seed names one room"),
+]
 
 
-@rejects("--tau must be a finite number, got nan")
-def option_tau_nan(tmp, shared):
-    return ["pseudo-masks", shared.room, "-o", tmp / "out", "--tau", "nan"]
+def command_line(template: str, tmp: Path, shared: Shared) -> list[str]:
+    values = dict(room=shared.room, out=tmp / "out", backbone=shared.backbone_run, pseudo=shared.pseudo_dir)
+    return [word.format(**values) for word in template.split()]
 
 
-@rejects("--tau must be at most 1")
-def option_tau_above_one(tmp, shared):
-    return ["pseudo-masks", shared.room, "-o", tmp / "out", "--tau", "1.5"]
-
-
-@rejects("--workers must be at least 1")
-def option_no_workers(tmp, shared):
-    return ["pseudo-masks", shared.room, "-o", tmp / "out", "--workers", "0"]
-
-
-@rejects("--frame-step must be at least 1")
-def option_frame_step_zero(tmp, shared):
-    return ["pseudo-masks", shared.room, "-o", tmp / "out", "--frame-step", "0"]
-
-
-@rejects("modality must be one of")
-def option_unknown_modality(tmp, shared):
-    return ["pseudo-masks", shared.room, "-o", tmp / "out", "--modality", "4d"]
-
-
-@rejects("--kthresh must be at least 0")
-def option_negative_kthresh(tmp, shared):
-    return overseg(shared.room, tmp, "--kthresh", "-0.5")
-
-
-@rejects("--kthresh must be a finite number, got inf")
-def option_infinite_kthresh(tmp, shared):
-    return ["baseline", "felzenszwalb", shared.room, "-o", tmp / "out", "--kthresh", "inf"]
-
-
-@rejects("--min-verts must be at least 0")
-def option_negative_min_verts(tmp, shared):
-    return overseg(shared.room, tmp, "--min-verts", "-1")
-
-
-@rejects("--device 'bogus' is not a device")
-def option_device_bogus(tmp, shared):
-    return ["predict", shared.backbone_run, shared.room, "-o", tmp / "out", "--device", "bogus"]
-
-
-@rejects("--device 'tpu'")
-def option_device_unsupported(tmp, shared):
-    return ["features3d", shared.backbone_run, shared.room, "-o", tmp / "out", "--device", "tpu"]
-
-
-@rejects("--lr must be greater than 0")
-def option_zero_learning_rate(tmp, shared):
-    return ["pretrain", shared.room, "-o", tmp / "run", "--lr", "0"]
-
-
-@rejects("--steps must be at least 1")
-def option_no_steps(tmp, shared):
-    return ["pretrain", shared.room, "-o", tmp / "run", "--steps", "0"]
-
-
-@rejects("--num-pairs must be at most")
-def option_huge_num_pairs(tmp, shared):
-    return ["pretrain", shared.room, "-o", tmp / "run", "--num-pairs", str(2**40)]
-
-
-@rejects("unknown preset 'gpu-huge'")
-def option_unknown_preset(tmp, shared):
-    return ["pretrain", shared.room, "-o", tmp / "run", "--preset", "gpu-huge"]
-
-
-@rejects("--lr must be a finite number, got inf")
-def option_infinite_learning_rate(tmp, shared):
-    return ["train", shared.pseudo_dir, "-o", tmp / "run", "--lr", "inf"]
-
-
-@rejects("--rounds must be at least 1")
-def option_no_rounds(tmp, shared):
-    return ["train", shared.pseudo_dir, "-o", tmp / "run", "--rounds", "0"]
-
-
-@rejects("--seed must be at least 0")
-def option_negative_seed(tmp, shared):
-    return ["synthetic", "-o", tmp / "out", "--seed", "-1"]
-
-
-@rejects("--seed: each seed names one room")
-def option_repeated_seed(tmp, shared):
-    return ["synthetic", "-o", tmp / "out", "--seed", "1", "--seed", "1"]
+for name, template, blame in OPTIONS:
+    CASES.append(Case(name, lambda tmp, shared, template=template: command_line(template, tmp, shared), blame))
 
 
 # --- output paths

@@ -249,6 +249,17 @@ def demo(
     typer.echo(run_demo(output, seed=seed, run=run))
 
 
+def _check_training_options(
+    counts: dict[str, int | None], *, seed: int | None, lr: float | None, device: str | None, output: Path
+) -> None:
+    for option, value in counts.items():
+        check_count(option, value)
+    check_count("--seed", seed, low=0)
+    check_number("--lr", lr, above=0)
+    check_device(device)
+    check_output_dir(output)
+
+
 @app.command()
 @_guarded
 def pretrain(
@@ -274,13 +285,9 @@ def pretrain(
     from unscene3d.train.pretrain import preset_config
     from unscene3d.train.pretrain import pretrain as run_pretrain
 
-    for option, value in (("--steps", steps), ("--batch-size", batch_size), ("--num-pairs", num_pairs),
-                          ("--checkpoint-every", checkpoint_every)):
-        check_count(option, value)
-    check_count("--seed", seed, low=0)
-    check_number("--lr", lr, above=0)
-    check_device(device)
-    check_output_dir(output)
+    counts = {"--steps": steps, "--batch-size": batch_size, "--num-pairs": num_pairs,
+              "--checkpoint-every": checkpoint_every}
+    _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
     overrides = dict(
         steps=steps, batch_size=batch_size, lr=lr, num_pairs=num_pairs, loss=loss,
         checkpoint_every=checkpoint_every, seed=seed,
@@ -404,13 +411,8 @@ def train(
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.train.selftrain import preset_config, self_train, without_color
 
-    for option, value in (("--rounds", rounds), ("--epochs", epochs), ("--finetune-epochs", finetune_epochs),
-                          ("--batch-size", batch_size)):
-        check_count(option, value)
-    check_count("--seed", seed, low=0)
-    check_number("--lr", lr, above=0)
-    check_device(device)
-    check_output_dir(output)
+    counts = {"--rounds": rounds, "--epochs": epochs, "--finetune-epochs": finetune_epochs, "--batch-size": batch_size}
+    _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
     _check_pseudo_masks(pseudo_dir)
     overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
     given = preset is not None or no_color or any(v is not None for v in overrides.values())

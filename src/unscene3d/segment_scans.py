@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from unscene3d.errors import InputError, about, display_path
-from unscene3d.io.scan import CheckedScans, mesh_file
+from unscene3d.io.scan import CheckedScans, check_distinct, mesh_file
 from unscene3d.io.segments import write_segs_json
 from unscene3d.oversegment import DEFAULT_PARAMS, VARIANTS, oversegment
 from unscene3d.scene import Scene
@@ -28,15 +28,9 @@ def segs_output_paths(scans: Sequence[Path], output: Path, *, variant: str, k_th
     if len(scans) == 1 and not output.is_dir():
         return [output]
     k = DEFAULT_PARAMS[variant][0] if k_thresh is None else k_thresh
-    paths: list[Path] = []
-    source_of: dict[Path, Path] = {}
-    for scan in scans:
-        path = output / f"{mesh_file(scan).stem}.{k:.6f}.segs.json"
-        if path in source_of:
-            raise InputError(scan, f"would write {display_path(path)} as {display_path(source_of[path])} does: "
-                                   "meshes with the same file name need separate runs")
-        source_of[path] = scan
-        paths.append(path)
+    paths = [output / f"{mesh_file(scan).stem}.{k:.6f}.segs.json" for scan in scans]
+    check_distinct(scans, paths, lambda path, other: f"would write {display_path(path)} as {display_path(other)} "
+                                                     "does: meshes with the same file name need separate runs")
     return paths
 
 

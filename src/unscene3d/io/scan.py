@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,19 +129,26 @@ def scan_names(paths: Sequence[Path]) -> list[str]:
         InputError: a name cannot name output files (see :func:`scene_name_problem`), or two scans
             share a name (their outputs would overwrite each other).
     """
-    names: list[str] = []
-    first_with: dict[str, Path] = {}
-    for path in paths:
-        name = scan_name(path)
+    names = [scan_name(path) for path in paths]
+    for path, name in zip(paths, names):
         problem = scene_name_problem(name)
         if problem is not None:
             raise InputError(path, f"{problem}; rename the file (outputs are named after the scene)")
-        if name in first_with:
-            raise InputError(path, f"has the scene name {name!r} of {display_path(first_with[name])} too; "
-                                   "their outputs would overwrite each other")
-        first_with[name] = path
-        names.append(name)
+    check_distinct(paths, names, lambda name, other: f"has the scene name {name!r} of {display_path(other)} too; "
+                                                     "their outputs would overwrite each other")
     return names
+
+
+def check_distinct(scans: Sequence[Path], keys: Sequence[Hashable], clash: Callable[[Any, Path], str]) -> None:
+    """Raise for the first scan whose key (e.g. an output file) an earlier scan has too.
+
+    ``clash(key, earlier_scan)`` words the problem.
+    """
+    first_with: dict[Hashable, Path] = {}
+    for scan, key in zip(scans, keys):
+        if key in first_with:
+            raise InputError(scan, clash(key, first_with[key]))
+        first_with[key] = scan
 
 
 class CheckedScans:
