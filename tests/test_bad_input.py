@@ -277,11 +277,19 @@ def ply_double_beyond_float32(tmp, shared):
 
 
 @rejects("mesh.ply: |z| reaches 1e+18")
-def ply_beyond_voxel_grid(tmp, shared):
+def ply_huge_coordinate_for_pseudo_masks(tmp, shared):
     vertices, faces, colors = grid_mesh()
     vertices[5, 2] = -1e18  # voxel indices at 2 cm would overflow 64 bits
     return ["pseudo-masks", write(tmp / "mesh.ply", ascii_ply(vertices, faces, colors, coord="double")),
             "-o", tmp / "out"]
+
+
+@rejects("far.ply: the scan spans 5e+04 x 5e+04 x 5e+04")
+def ply_beyond_the_voxel_grid_of_the_network(tmp, shared):
+    vertices, _, colors = grid_mesh()
+    vertices[-1] = 5e4  # within the coordinate limit, but a 2 cm grid from here to there cannot be indexed
+    cloud = write(tmp / "far.ply", ascii_ply(vertices, [], colors, coord="double"))
+    return ["features3d", shared.backbone_run, cloud, "-o", tmp / "out", "--device", "cpu"]
 
 
 @rejects("mesh.ply: the scan has no vertices")

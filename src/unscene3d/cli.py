@@ -294,7 +294,7 @@ def pretrain(
     )
     given = preset is not None or any(v is not None for v in overrides.values())
     config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
-    scenes = list(CheckedScans(_scan_paths(scans), load_frames=False))
+    scenes = list(CheckedScans(_scan_paths(scans), check=_voxel_grid_fits, load_frames=False))
     remove_stale_temps(output)
     result = run_pretrain(scenes, output, config, resume=resume, device=device)
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
@@ -318,7 +318,7 @@ def features3d(
     paths = _scan_paths(scans)
     scan_names(paths)
     load_backbone(checkpoint, "cpu")
-    CheckedScans(paths, keep_vertices=0, load_frames=False)
+    CheckedScans(paths, check=_voxel_grid_fits, keep_vertices=0, load_frames=False)
     remove_stale_temps(output)
     written = extract_features_for_scans(checkpoint, paths, output, device=device)
     typer.echo(f"{len(written)} feature files -> {output}")
@@ -367,10 +367,27 @@ def pseudo_masks(
 
         load_backbone(checkpoint, "cpu")
     needs_frames = modality in ("2d", "both")
-    CheckedScans(paths, check=_has_frames if needs_frames else None, keep_vertices=0, load_frames=needs_frames)
+    requirements = _pseudo_mask_requirements(frames=needs_frames, voxels=modality in ("3d", "both"))
+    CheckedScans(paths, check=requirements, keep_vertices=0, load_frames=needs_frames)
     remove_stale_temps(output)
     written = run_pseudo_masks(paths, output, options, workers=workers, force=force)
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")
+
+
+def _pseudo_mask_requirements(*, frames: bool, voxels: bool) -> Callable[[Any], None]:
+    def check(scene: Any) -> None:
+        if frames:
+            _has_frames(scene)
+        if voxels:
+            _voxel_grid_fits(scene)
+
+    return check
+
+
+def _voxel_grid_fits(scene: Any) -> None:
+    from unscene3d.voxelize import check_voxel_grid
+
+    check_voxel_grid(scene.vertices)
 
 
 def _has_frames(scene: Any) -> None:
@@ -459,7 +476,7 @@ def predict(
     check_output_dir(output)
     paths = _scan_paths(scans)
     scan_names(paths)
-    CheckedScans(paths, keep_vertices=0, load_frames=False)
+    CheckedScans(paths, check=_voxel_grid_fits, keep_vertices=0, load_frames=False)
     remove_stale_temps(output)
     written = predict_scans(run, paths, output, device=device)
     typer.echo(f"instances of {len(written)} scans -> {output}")
