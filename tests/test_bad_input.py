@@ -292,6 +292,18 @@ def ply_beyond_the_voxel_grid_of_the_network(tmp, shared):
     return ["features3d", shared.backbone_run, cloud, "-o", tmp / "out", "--device", "cpu"]
 
 
+@rejects("mesh.ply: face vertex index 8.5 is not a whole number")
+def ply_binary_fractional_face_index(tmp, shared):
+    vertices, faces, _ = grid_mesh()
+    header = ("ply\nformat binary_little_endian 1.0\n"
+              f"element vertex {len(vertices)}\nproperty double x\nproperty double y\nproperty double z\n"
+              f"element face {len(faces)}\nproperty list uchar float vertex_indices\nend_header\n").encode()
+    faces = faces.astype(np.float32)
+    faces[0, 1] += 0.5
+    body = vertices.astype("<f8").tobytes() + b"".join(struct.pack("<B3f", 3, *f) for f in faces)
+    return overseg(write(tmp / "mesh.ply", header + body), tmp)
+
+
 @rejects("mesh.ply: the scan has no vertices")
 def ply_no_vertices(tmp, shared):
     return overseg(write(tmp / "mesh.ply", ascii_ply(np.zeros((0, 3)), [])), tmp)
@@ -367,6 +379,13 @@ def with_frames(folder: Path, count: int = 2) -> Path:
     return folder
 
 
+def copy_to(image: Path, target: Path, image_format: str) -> None:
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.open(image).save(target, image_format)
+
+
 def frames_2d(folder: Path, tmp: Path) -> list:
     return ["pseudo-masks", folder, "-o", tmp / "out", "--modality", "2d", "--encoder", "facebook/dino-vits8"]
 
@@ -405,13 +424,16 @@ FRAME_EDITS = [
      "pose/0.txt: expected a 4x4 matrix of numbers"),
     ("scannet_missing_intrinsics", "intrinsic/intrinsic_color.txt", None, "intrinsic_color.txt: no such file"),
     ("scannet_corrupt_image", "color/1.jpg", "\xff\xd8 not a jpeg", "color/1.jpg: cannot read image"),
+    ("scannet_colour_image_as_depth", "depth/0.png", None, "depth/0.png: expected a 16-bit single-channel depth"),
 ]
 
 
 def frames_edited(tmp: Path, shared: Shared, relative: str, content: str | None) -> list:
     folder = with_frames(scannet_folder(tmp, shared))
     path = folder / "exported" / relative
-    if content is None:
+    if relative.startswith("depth/"):
+        copy_to(folder / "exported" / "color" / "0.jpg", path, "PNG")  # an 8-bit RGB image as depth
+    elif content is None:
         path.unlink()
     else:
         write(path, content.encode("latin-1"))
@@ -1063,6 +1085,17 @@ def test_an_unexpected_error_is_one_line_naming_a_bug_and_its_traceback_file(sha
     result = invoke(["--debug", *overseg(mesh, tmp_path)])
     assert result.exit_code == 1 and "Traceback" in result.stderr and "kaboom" in result.stderr
     assert len(list((tmp_path / "logs").iterdir())) == 1  # --debug prints instead of writing a report
+
+
+def test_a_file_the_system_refuses_is_one_line_naming_it(shared, tmp_path, monkeypatch):
+    import unscene3d.segment_scans
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "out.segs.json"))
+
+    monkeypatch.setattr(unscene3d.segment_scans, "oversegment_scans", refused)
+    result = invoke(overseg(good_mesh(tmp_path), tmp_path))
+    assert result.exit_code == 2 and result.stderr == f"error: {tmp_path / 'out.segs.json'}: Permission denied\n"
 
 
 def test_real_processes_give_one_line_and_exit_codes(tmp_path):

@@ -79,33 +79,41 @@ def _write_crash_report(error: BaseException) -> Path:
     return report
 
 
+def _report(error: Exception, *, debug: bool) -> int:
+    """Print one line about ``error``; return the exit code: 2 for bad input, 1 for a bug."""
+    if isinstance(error, OSError) and error.filename is not None:
+        # A file the system would not let us read or write (permissions, a full disk): not a bug.
+        error = InputError(error.filename, error.strerror or str(error))
+    if isinstance(error, InputError):
+        typer.echo(_printable(f"error: {error}"), err=True)
+        return 2
+    summary = _printable(f"{type(error).__name__}: {error}".splitlines()[0][:300])
+    if debug:
+        traceback.print_exception(error)
+        typer.echo(f"error: {summary} (this is a bug in unscene3d)", err=True)
+    else:
+        report = _write_crash_report(error)
+        typer.echo(f"error: {summary} -- this is a bug in unscene3d; its traceback is in {report} "
+                   "(or run with --debug)", err=True)
+    return 1
+
+
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command with its errors turned into one line: exit 2 for bad input, 1 for a bug."""
+    """Run a command with its errors turned into one line (see :func:`_report`)."""
     signature = inspect.signature(command)
 
     @functools.wraps(command)
     def run(ctx: typer.Context, **kwargs: Any) -> Any:
         try:
             return command(**kwargs)
-        except InputError as error:
-            typer.echo(_printable(f"error: {error}"), err=True)
-            raise typer.Exit(code=2) from None
+        except typer.Exit:
+            raise
         except KeyboardInterrupt:
             typer.echo("interrupted; finished outputs are kept and a re-run continues", err=True)
             raise typer.Exit(code=130) from None
-        except typer.Exit:
-            raise
         except Exception as error:
             debug = bool((ctx.find_root().obj or {}).get("debug"))
-            summary = _printable(f"{type(error).__name__}: {error}".splitlines()[0][:300])
-            if debug:
-                traceback.print_exc()
-                typer.echo(f"error: {summary} (this is a bug in unscene3d)", err=True)
-            else:
-                report = _write_crash_report(error)
-                typer.echo(f"error: {summary} -- this is a bug in unscene3d; its traceback is in {report} "
-                           "(or run with --debug)", err=True)
-            raise typer.Exit(code=1) from None
+            raise typer.Exit(code=_report(error, debug=debug)) from None
 
     ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), ctx_parameter])
@@ -396,9 +404,10 @@ def _has_frames(scene: Any) -> None:
     if not scene.frames:
         raise InputError(None, "has no posed colour frames, which the 2d and both modalities project features from")
     for frame in scene.frames:
-        for image in (frame.color_path, frame.depth_path):
-            if image is not None:
-                check_image(image)
+        if frame.color_path is not None:
+            check_image(frame.color_path)
+        if frame.depth_path is not None:
+            check_image(frame.depth_path, depth=True)
 
 
 @app.command()

@@ -26,9 +26,16 @@ def _open_image(path: Path, *, load: bool = True):
     return image
 
 
-def check_image(path: str | Path) -> None:
-    """Check that ``path`` is an image file, reading only its header (fast, for checks up front)."""
-    _open_image(Path(path), load=False).close()
+_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def check_image(path: str | Path, *, depth: bool = False) -> None:
+    """Check that ``path`` is an image file (a 16-bit one for ``depth``), reading only its header: fast,
+    for checks up front."""
+    path = Path(path)
+    with _open_image(path, load=False) as image:
+        if depth and image.mode not in _DEPTH_MODES:
+            raise InputError(path, f"expected a 16-bit single-channel depth image, got mode {image.mode!r}")
 
 
 def read_color_image(path: str | Path) -> np.ndarray:
@@ -41,7 +48,7 @@ def read_depth_image(path: str | Path, units_per_metre: float = DEPTH_UNITS_PER_
     """Read a 16-bit depth PNG as (H, W) float32 metres; 0 stays 0 (= unknown)."""
     path = Path(path)
     image = _open_image(path)
-    if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode not in _DEPTH_MODES:
         raise InputError(path, f"expected a 16-bit single-channel depth image, got mode {image.mode!r}")
     depth = np.asarray(image)
     return (depth.astype(np.float32) / np.float32(units_per_metre)).astype(np.float32)

@@ -540,6 +540,10 @@ def _colors_to_uint8(path: Path, channels: list[np.ndarray]) -> np.ndarray:
 def _triangulate(path: Path, polygons: _ListValues, num_vertices: int) -> np.ndarray:
     """Fan-triangulate polygons: (v0, v_j, v_j+1) for j = 1 .. n-2; polygons under 3 vertices are dropped."""
     counts, indices = polygons
+    if indices.dtype.kind == "f":
+        whole = np.isfinite(indices) & (indices == np.floor(indices))
+        if not whole.all():
+            raise InputError(path, f"face vertex index {indices[~whole][0]:g} is not a whole number")
     indices = indices.astype(np.int64, copy=False)
     if len(indices):
         bad = (indices < 0) | (indices >= num_vertices)
