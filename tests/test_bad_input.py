@@ -315,6 +315,24 @@ def ply_point_cloud_for_oversegment(tmp, shared):
     return overseg(write(tmp / "cloud.ply", ascii_ply(vertices, [], colors)), tmp)
 
 
+# Commands whose segments need a mesh, given a point cloud: (case, command line before the scan, error).
+POINT_CLOUD_COMMANDS = [
+    ("ply_point_cloud_for_felzenszwalb", ["baseline", "felzenszwalb"], "cloud.ply: has no faces"),
+    ("ply_point_cloud_for_pseudo_masks", ["pseudo-masks"], "cloud.ply: has no faces"),
+    ("ply_point_cloud_for_predict", ["predict", "{backbone}"], "cloud.ply: has no faces"),
+]
+
+
+def point_cloud_command(tmp: Path, shared: Shared, command: list[str]) -> list:
+    vertices, _, colors = grid_mesh()
+    cloud = write(tmp / "cloud.ply", ascii_ply(vertices, [], colors))
+    return [*[word.format(backbone=shared.backbone_run) for word in command], cloud, "-o", tmp / "out"]
+
+
+for name, command, blame in POINT_CLOUD_COMMANDS:
+    CASES.append(Case(name, lambda tmp, shared, command=command: point_cloud_command(tmp, shared, command), blame))
+
+
 @rejects("bare.ply: has no vertex colours")
 def ply_colourless_for_colour_variant(tmp, shared):
     vertices, faces, _ = grid_mesh()
@@ -632,6 +650,14 @@ def pred_score_nan(tmp, shared):
 def pred_score_word(tmp, shared):
     lines = listing_lines(shared)
     lines[0] = lines[0].rsplit(" ", 1)[0] + " high"
+    return evaluate_pred(pred_copy(tmp, shared, "\n".join(lines) + "\n"), shared)
+
+
+@rejects("pred/room.txt: line 1: label id 'inf' or score")
+def pred_label_infinite(tmp, shared):
+    lines = listing_lines(shared)
+    mask, _, score = lines[0].split()
+    lines[0] = f"{mask} inf {score}"
     return evaluate_pred(pred_copy(tmp, shared, "\n".join(lines) + "\n"), shared)
 
 

@@ -14,6 +14,8 @@ from unscene3d.errors import InputError, display_path
 
 # Counts and seeds above this are typos, and would overflow the 32-bit integers of numba and torch code.
 MAX_COUNT = 2**31 - 1
+# The oversegmentation computes in float32, as the ScanNet Segmentator does.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _text(number: float) -> str:

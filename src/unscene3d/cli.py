@@ -24,7 +24,14 @@ from typing import Any
 
 import typer
 
-from unscene3d.checks import check_count, check_device, check_number, check_output_dir, check_output_file
+from unscene3d.checks import (
+    FLOAT32_MAX,
+    check_count,
+    check_device,
+    check_number,
+    check_output_dir,
+    check_output_file,
+)
 from unscene3d.errors import InputError
 
 app = typer.Typer(
@@ -146,7 +153,7 @@ def oversegment(
     from unscene3d.io.scan import CheckedScans
     from unscene3d.segment_scans import mesh_requirements, oversegment_scans, segs_output_paths
 
-    check_number("--kthresh", kthresh, low=0)
+    check_number("--kthresh", kthresh, low=0, high=FLOAT32_MAX)
     check_count("--min-verts", min_verts, low=0)
     scans = _scan_paths(meshes)
     if len(scans) == 1 and not output.is_dir():
@@ -204,7 +211,7 @@ def baseline(
     from unscene3d.baselines.run import run_baseline
     from unscene3d.io.atomic import remove_stale_temps
 
-    check_number("--kthresh", kthresh, low=0)
+    check_number("--kthresh", kthresh, low=0, high=FLOAT32_MAX)
     check_count("--min-verts", min_verts, low=0)
     check_output_dir(output)
     remove_stale_temps(output)
@@ -375,19 +382,24 @@ def pseudo_masks(
 
         load_backbone(checkpoint, "cpu")
     needs_frames = modality in ("2d", "both")
-    requirements = _pseudo_mask_requirements(frames=needs_frames, voxels=modality in ("3d", "both"))
-    CheckedScans(paths, check=requirements, keep_vertices=0, load_frames=needs_frames)
+    from unscene3d.segment_scans import require_mesh
+
+    # Until point clouds get their own oversegmentation, the segments need a mesh.
+    requirements = [require_mesh]
+    if needs_frames:
+        requirements.append(_has_frames)
+    if modality in ("3d", "both"):
+        requirements.append(_voxel_grid_fits)
+    CheckedScans(paths, check=_all_of(*requirements), keep_vertices=0, load_frames=needs_frames)
     remove_stale_temps(output)
     written = run_pseudo_masks(paths, output, options, workers=workers, force=force)
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")
 
 
-def _pseudo_mask_requirements(*, frames: bool, voxels: bool) -> Callable[[Any], None]:
+def _all_of(*checks: Callable[[Any], None]) -> Callable[[Any], None]:
     def check(scene: Any) -> None:
-        if frames:
-            _has_frames(scene)
-        if voxels:
-            _voxel_grid_fits(scene)
+        for one in checks:
+            one(scene)
 
     return check
 
@@ -484,8 +496,11 @@ def predict(
     check_device(device)
     check_output_dir(output)
     paths = _scan_paths(scans)
+    from unscene3d.segment_scans import require_mesh
+
     scan_names(paths)
-    CheckedScans(paths, check=_voxel_grid_fits, keep_vertices=0, load_frames=False)
+    # Masks are voted over segments, which need a mesh until point clouds get their own oversegmentation.
+    CheckedScans(paths, check=_all_of(require_mesh, _voxel_grid_fits), keep_vertices=0, load_frames=False)
     remove_stale_temps(output)
     written = predict_scans(run, paths, output, device=device)
     typer.echo(f"instances of {len(written)} scans -> {output}")

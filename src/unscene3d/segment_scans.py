@@ -34,14 +34,19 @@ def segs_output_paths(scans: Sequence[Path], output: Path, *, variant: str, k_th
     return paths
 
 
+def require_mesh(scene: Scene) -> None:
+    """Oversegmentation (and every stage built on its segments) needs faces."""
+    if not scene.has_faces:
+        raise InputError(None, "has no faces: oversegmentation needs a triangle mesh, not a point cloud")
+
+
 def mesh_requirements(variant: str) -> Callable[[Scene], None]:
     """The check :class:`CheckedScans` runs on each scan before any is oversegmented."""
     if variant not in VARIANTS:
         raise InputError(None, f"unknown oversegmentation variant {variant!r}; use one of {VARIANTS}")
 
     def check(scene: Scene) -> None:
-        if not scene.has_faces:
-            raise InputError(None, "has no faces: oversegmentation needs a triangle mesh, not a point cloud")
+        require_mesh(scene)
         if variant == "unscene3d" and scene.colors is None:
             raise InputError(None, "has no vertex colours, which the unscene3d variant weights edges by")
 

@@ -10,6 +10,7 @@ from unscene3d.errors import InputError, about
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.io.scan import CheckedScans, expand_scan_paths, scan_names
 from unscene3d.progress import progress_log
+from unscene3d.segment_scans import require_mesh
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def run_baseline(
     if len(todo) < len(paths):
         log.info("%d of %d scans have predictions, skipping them (use --force to redo)", len(paths) - len(todo),
                  len(paths))
-    checked = CheckedScans(todo, axis_align=axis_align, load_frames=False)
+    requirement = require_mesh if method == "felzenszwalb" else None
+    checked = CheckedScans(todo, check=requirement, axis_align=axis_align, load_frames=False)
     scenes = iter(checked)  # lazily: scans beyond the memory budget are read on their turn
     for path in progress_log(checked.paths, f"baseline {method}"):
         scene = next(scenes)

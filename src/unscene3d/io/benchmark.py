@@ -213,7 +213,7 @@ def _parse_listing_line(listing: Path, number: int, line: str, pred_dir: Path) -
     try:
         label = int(float(label_text))  # the benchmark accepts "5" and "5.0"
         score = float(score_text)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an infinite label
         raise InputError(listing, f"{where}: label id {label_text!r} or score {score_text!r} is not a number") from None
     if not math.isfinite(score):
         raise InputError(listing, f"{where}: score {score_text!r} is not finite")
