@@ -441,6 +441,8 @@ FRAME_EDITS = [
     ("scannet_pose_words", "pose/0.txt", "1 0 0 0\n0 1 0 0\n0 0 1 x\n0 0 0 1\n",
      "pose/0.txt: expected a 4x4 matrix of numbers"),
     ("scannet_missing_intrinsics", "intrinsic/intrinsic_color.txt", None, "intrinsic_color.txt: no such file"),
+    ("scannet_zero_focal_length", "intrinsic/intrinsic_color.txt", "0 0 4 0\n0 0 3 0\n0 0 1 0\n0 0 0 1\n",
+     "intrinsic_color.txt: focal lengths must be positive"),
     ("scannet_corrupt_image", "color/1.jpg", "\xff\xd8 not a jpeg", "color/1.jpg: cannot read image"),
     ("scannet_colour_image_as_depth", "depth/0.png", None, "depth/0.png: expected a 16-bit single-channel depth"),
 ]

@@ -27,7 +27,13 @@ from unscene3d.evaluation.matching import (
     match_scene,
 )
 from unscene3d.evaluation.result import EvaluationResult
-from unscene3d.io.benchmark import list_gt_scenes, list_prediction_scenes, read_gt_txt, read_predictions
+from unscene3d.io.benchmark import (
+    list_gt_scenes,
+    list_prediction_scenes,
+    read_gt_txt,
+    read_prediction_mask_paths,
+    read_predictions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +172,22 @@ def evaluate_dirs(
             masks, _, scores = read_predictions(pred_dir, name, None)
             gt = read_gt_txt(gt_path)
             if len(masks) and masks.shape[1] != len(gt):
-                raise InputError(gt_path, f"has {len(gt)} lines, but the {len(masks)} masks predicted for {name} "
-                                          f"have {masks.shape[1]}: ground truth and predictions are of different meshes")
+                _blame_length_mismatch(pred_dir, name, masks, gt_path, len(gt))
             yield name, masks.reshape(len(masks), len(gt)), scores, gt
         for name in unpredicted:
             gt = read_gt_txt(gt_dir / f"{name}.txt")
             yield name, np.zeros((0, len(gt)), dtype=bool), np.zeros(0), gt
 
     return evaluate_scenes(items(), valid_class_ids=valid_class_ids, min_region_size=min_region_size)
+
+
+def _blame_length_mismatch(pred_dir: Path, name: str, masks: np.ndarray, gt_path: Path, gt_length: int) -> None:
+    """Masks and ground truth of different lengths: several masks that agree outvote the ground truth;
+    a single mask is the suspect. The message names both files either way."""
+    first_mask = read_prediction_mask_paths(pred_dir, name)[0]
+    if len(masks) > 1:
+        raise InputError(gt_path, f"has {gt_length} lines, but the {len(masks)} masks predicted for {name} have "
+                                  f"{masks.shape[1]} (e.g. {first_mask}): ground truth and predictions are of "
+                                  "different meshes")
+    raise InputError(first_mask, f"has {masks.shape[1]} lines, but the ground truth {gt_path} has {gt_length} "
+                                 "(one per mesh vertex)")

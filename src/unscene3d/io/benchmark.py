@@ -220,15 +220,8 @@ def _parse_listing_line(listing: Path, number: int, line: str, pred_dir: Path) -
     return mask_path, label, score
 
 
-def read_predictions(
-    pred_dir: str | Path, scene_name: str, num_vertices: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read one scene's benchmark predictions.
-
-    Returns masks (K, N) bool, labels (K,) int64 and scores (K,) float64, in the listing's order.
-    With ``num_vertices=None`` N is taken from the mask files, which must agree (N = 0 without masks).
-    """
-    pred_dir = Path(pred_dir)
+def _read_listing(pred_dir: Path, scene_name: str) -> list[tuple[Path, int, float]]:
+    """(mask path, label, score) of each line of ``<pred_dir>/<scene>.txt``."""
     listing = pred_dir / f"{scene_name}.txt"
     text = _read_bytes(listing, "prediction file").decode("utf-8", errors="replace")
     entries = [
@@ -241,6 +234,24 @@ def read_predictions(
         if mask_path in seen:
             raise InputError(listing, f"lists mask {mask_path} twice")
         seen.add(mask_path)
+    return entries
+
+
+def read_prediction_mask_paths(pred_dir: str | Path, scene_name: str) -> list[Path]:
+    """The mask files one scene's listing names, in its order."""
+    return [mask_path for mask_path, _, _ in _read_listing(Path(pred_dir), scene_name)]
+
+
+def read_predictions(
+    pred_dir: str | Path, scene_name: str, num_vertices: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one scene's benchmark predictions.
+
+    Returns masks (K, N) bool, labels (K,) int64 and scores (K,) float64, in the listing's order.
+    With ``num_vertices=None`` N is taken from the mask files, which must agree (N = 0 without masks).
+    """
+    pred_dir = Path(pred_dir)
+    entries = _read_listing(pred_dir, scene_name)
 
     if num_vertices is None:
         paths = [mask_path for mask_path, _, _ in entries]

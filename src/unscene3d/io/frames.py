@@ -68,7 +68,11 @@ def read_intrinsic(path: str | Path) -> np.ndarray:
         raise InputError(path, "no such file (camera intrinsics)")
     count = len(path.read_text(encoding="utf-8", errors="replace").split())
     shape = (3, 3) if count == 9 else (4, 4)
-    return read_matrix(path, shape)[:3, :3]
+    matrix = read_matrix(path, shape)[:3, :3]
+    if not (matrix[0, 0] > 0 and matrix[1, 1] > 0):
+        # A zero focal length would project every point to infinity: features from nowhere, no error.
+        raise InputError(path, f"focal lengths must be positive, got fx={matrix[0, 0]:g}, fy={matrix[1, 1]:g}")
+    return matrix
 
 
 def read_exported_frames(folder: str | Path) -> list[Frame]:
