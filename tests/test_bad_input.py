@@ -365,6 +365,21 @@ def scan_name_not_utf8(tmp, shared):
     return ["predict", shared.backbone_run, good_mesh(tmp, os.fsdecode(b"room\xff")), "-o", tmp / "out"]
 
 
+@rejects("scene name is 240 bytes long")
+def scan_name_too_long(tmp, shared):
+    return ["predict", shared.backbone_run, good_mesh(tmp, "L" * 240), "-o", tmp / "out"]
+
+
+def one_listing(tmp, shared, result):
+    assert sorted(p.name for p in (tmp / "out").glob("*.txt")) == ["mesh.txt"]
+
+
+@accepts(one_listing)
+def scan_named_twice(tmp, shared):
+    mesh = good_mesh(tmp / "in")
+    return ["baseline", "hdbscan", tmp / "in", mesh, "-o", tmp / "out"]
+
+
 @rejects("b/room.ply: has the scene name 'room' of")
 def scan_names_collide(tmp, shared):
     return ["baseline", "hdbscan", good_mesh(tmp / "a", "room"), good_mesh(tmp / "b", "room"), "-o", tmp / "out"]

@@ -28,6 +28,8 @@ MASK_FOLDER = "pred_mask"
 SCANNET_RESULT_FILE = "semantic_instance_evaluation.txt"
 
 _NEWLINE = ord("\n")
+# Output names add up to ~45 bytes to a scene name (".<scene>_instances.ply.unscene3d-<pid>-<random>.tmp").
+MAX_SCENE_NAME_BYTES = 200
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -131,9 +133,12 @@ def scene_name_problem(scene_name: str) -> str | None:
     if scene_name.startswith("."):
         return f"scene name {scene_name!r} starts with a dot"
     try:
-        scene_name.encode("utf-8")
+        size = len(scene_name.encode("utf-8"))
     except UnicodeEncodeError:
         return "scene name is not valid UTF-8"
+    if size > MAX_SCENE_NAME_BYTES:
+        return (f"scene name is {size} bytes long; file names built from it (and their temp files) would pass "
+                f"the file system's 255-byte limit (keep it within {MAX_SCENE_NAME_BYTES})")
     return None
 
 

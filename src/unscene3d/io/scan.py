@@ -80,7 +80,8 @@ def _check_geometry(ply_path: Path, scene: Scene) -> None:
 
 def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
     """The scans a user's arguments name: a PLY file or scan folder is one scan; any other folder
-    contributes its ``.ply`` files and scan sub-folders, sorted.
+    contributes its ``.ply`` files and scan sub-folders, sorted. A scan named twice (e.g. by its folder
+    and by itself) counts once.
 
     Raises:
         InputError: a path is missing, or a folder holds no scans.
@@ -100,7 +101,10 @@ def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
         if not children:
             raise InputError(path, "no scans found (expected .ply files or ScanNet scene folders)")
         found.extend(children)
-    return found
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(_resolve(path)[1].resolve(), path)  # one mesh file, one scan
+    return list(unique.values())
 
 
 def _is_scan(path: Path) -> bool:
