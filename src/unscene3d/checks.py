@@ -1,14 +1,15 @@
-"""Up-front checks of command-line inputs: numbers, devices and output paths.
+"""Up-front checks of command-line inputs: numbers, devices, output paths, and what a stage needs of a scan.
 
-Commands run them before reading scans or computing anything, so a bad option or an output path that
-cannot be written fails in a second with one line, and leaves nothing behind.
+Commands run them before computing anything, so a bad option, an output path that cannot be written or a
+scan a stage cannot use fails at once with one line, and leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from unscene3d.errors import InputError, display_path
 
@@ -83,3 +84,49 @@ def check_output_dir(path: Path) -> None:
     blocking = _first_file_above(path)
     if blocking is not None:
         raise InputError(path, f"cannot be created: {display_path(blocking)} is a file, not a folder")
+
+
+def all_of(*checks: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One scan check that runs ``checks`` in turn."""
+
+    def check(scene: Any) -> None:
+        for one in checks:
+            one(scene)
+
+    return check
+
+
+def require_voxel_grid(scene: Any) -> None:
+    """The network stages put the scan on a 2 cm grid, which must be indexable."""
+    from unscene3d.voxelize import check_voxel_grid
+
+    check_voxel_grid(scene.vertices)
+
+
+def require_frames(scene: Any) -> None:
+    """The 2d features need posed frames whose images can be read (headers only: fast)."""
+    from unscene3d.io.images import check_image
+
+    if not scene.frames:
+        raise InputError(None, "has no posed colour frames, which the 2d and both modalities project features from")
+    for frame in scene.frames:
+        if frame.color_path is not None:
+            check_image(frame.color_path)
+        if frame.depth_path is not None:
+            check_image(frame.depth_path, depth=True)
+
+
+def check_pseudo_masks(pseudo_dir: Path) -> None:
+    """Read every pseudo-mask file once, so a corrupt one stops the run before training starts."""
+    import zipfile
+    import zlib
+
+    from unscene3d.pseudo.pipeline import read_pseudo_masks
+
+    if not pseudo_dir.is_dir():
+        raise InputError(pseudo_dir, "no such pseudo-mask folder")
+    for path in sorted(pseudo_dir.glob("*.npz")):
+        try:
+            read_pseudo_masks(path)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # what numpy lets through from a broken .npz
+            raise InputError(path, f"not a pseudo-mask file: {error}") from None

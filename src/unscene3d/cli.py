@@ -8,30 +8,28 @@ exit code 1 (``--debug`` prints the traceback instead).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import logging
 import os
 import sys
-import tempfile
-import time
-import traceback
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from unscene3d.checks import (
     FLOAT32_MAX,
+    all_of,
     check_count,
     check_device,
     check_number,
     check_output_dir,
     check_output_file,
+    check_pseudo_masks,
+    require_frames,
+    require_voxel_grid,
 )
+from unscene3d.cli_guard import guarded
 from unscene3d.errors import InputError
 
 app = typer.Typer(
@@ -67,67 +65,6 @@ def _configure(
     )
 
 
-def _printable(text: str) -> str:
-    # File names that are not UTF-8 reach messages as surrogates, which a terminal cannot print.
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
-
-
-def _write_crash_report(error: BaseException) -> Path:
-    report = Path(tempfile.gettempdir()) / f"unscene3d-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    from importlib.metadata import version
-
-    lines = [
-        f"command: {' '.join(sys.argv)}",
-        f"unscene3d {version('unscene3d')}, Python {sys.version.split()[0]}",
-        "",
-        *traceback.format_exception(error),
-    ]
-    report.write_text(_printable("\n".join(lines)), encoding="utf-8")
-    return report
-
-
-def _report(error: Exception, *, debug: bool) -> int:
-    """Print one line about ``error``; return the exit code: 2 for bad input, 1 for a bug."""
-    if isinstance(error, OSError) and error.filename is not None:
-        # A file the system would not let us read or write (permissions, a full disk): not a bug.
-        error = InputError(error.filename, error.strerror or str(error))
-    if isinstance(error, InputError):
-        typer.echo(_printable(f"error: {error}"), err=True)
-        return 2
-    summary = _printable(f"{type(error).__name__}: {error}".splitlines()[0][:300])
-    if debug:
-        traceback.print_exception(error)
-        typer.echo(f"error: {summary} (this is a bug in unscene3d)", err=True)
-    else:
-        report = _write_crash_report(error)
-        typer.echo(f"error: {summary} -- this is a bug in unscene3d; its traceback is in {report} "
-                   "(or run with --debug)", err=True)
-    return 1
-
-
-def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command with its errors turned into one line (see :func:`_report`)."""
-    signature = inspect.signature(command)
-
-    @functools.wraps(command)
-    def run(ctx: typer.Context, **kwargs: Any) -> Any:
-        try:
-            return command(**kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt:
-            typer.echo("interrupted; finished outputs are kept and a re-run continues", err=True)
-            raise typer.Exit(code=130) from None
-        except Exception as error:
-            debug = bool((ctx.find_root().obj or {}).get("debug"))
-            raise typer.Exit(code=_report(error, debug=debug)) from None
-
-    ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-    run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), ctx_parameter])
-    run.__annotations__ = {**command.__annotations__, "ctx": typer.Context}
-    return run
-
-
 def _scan_paths(scans: list[Path]) -> list[Path]:
     from unscene3d.io.scan import expand_scan_paths
 
@@ -135,7 +72,7 @@ def _scan_paths(scans: list[Path]) -> list[Path]:
 
 
 @app.command()
-@_guarded
+@guarded
 def oversegment(
     meshes: list[Path] = typer.Argument(..., help="Mesh PLY files or ScanNet scene folders (or folders of them)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format) for one mesh; for "
@@ -174,7 +111,7 @@ def oversegment(
 
 
 @app.command()
-@_guarded
+@guarded
 def evaluate(
     pred_dir: Path = typer.Argument(..., help="Predictions in the ScanNet benchmark format."),
     gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance)."),
@@ -197,7 +134,7 @@ def evaluate(
 
 
 @app.command()
-@_guarded
+@guarded
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
@@ -221,7 +158,7 @@ def baseline(
 
 
 @app.command()
-@_guarded
+@guarded
 def synthetic(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.ply and gt/<scene>.txt."),
     seeds: list[int] = typer.Option([0], "--seed", help="Seed of a room; repeat for several rooms."),
@@ -247,7 +184,7 @@ def synthetic(
 
 
 @app.command()
-@_guarded
+@guarded
 def demo(
     output: Path = typer.Option(Path("demo_out"), "--output", "-o", help="Folder for the demo's results."),
     seed: int = typer.Option(0, help="Seed of the synthetic scene."),
@@ -276,7 +213,7 @@ def _check_training_options(
 
 
 @app.command()
-@_guarded
+@guarded
 def pretrain(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, log.csv."),
@@ -309,14 +246,14 @@ def pretrain(
     )
     given = preset is not None or any(v is not None for v in overrides.values())
     config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
-    scenes = list(CheckedScans(_scan_paths(scans), check=_voxel_grid_fits, load_frames=False))
+    scenes = list(CheckedScans(_scan_paths(scans), check=require_voxel_grid, load_frames=False))
     remove_stale_temps(output)
     result = run_pretrain(scenes, output, config, resume=resume, device=device)
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
 
 
 @app.command()
-@_guarded
+@guarded
 def features3d(
     checkpoint: Path = typer.Argument(..., help="Checkpoint folder, its model.safetensors, or a run folder."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
@@ -333,14 +270,14 @@ def features3d(
     paths = _scan_paths(scans)
     scan_names(paths)
     load_backbone(checkpoint, "cpu")
-    CheckedScans(paths, check=_voxel_grid_fits, keep_vertices=0, load_frames=False)
+    CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False)
     remove_stale_temps(output)
     written = extract_features_for_scans(checkpoint, paths, output, device=device)
     typer.echo(f"{len(written)} feature files -> {output}")
 
 
 @app.command("pseudo-masks")
-@_guarded
+@guarded
 def pseudo_masks(
     scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files and <scene>.npz."),
@@ -387,43 +324,17 @@ def pseudo_masks(
     # Until point clouds get their own oversegmentation, the segments need a mesh.
     requirements = [require_mesh]
     if needs_frames:
-        requirements.append(_has_frames)
+        requirements.append(require_frames)
     if modality in ("3d", "both"):
-        requirements.append(_voxel_grid_fits)
-    CheckedScans(paths, check=_all_of(*requirements), keep_vertices=0, load_frames=needs_frames)
+        requirements.append(require_voxel_grid)
+    CheckedScans(paths, check=all_of(*requirements), keep_vertices=0, load_frames=needs_frames)
     remove_stale_temps(output)
     written = run_pseudo_masks(paths, output, options, workers=workers, force=force)
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")
 
 
-def _all_of(*checks: Callable[[Any], None]) -> Callable[[Any], None]:
-    def check(scene: Any) -> None:
-        for one in checks:
-            one(scene)
-
-    return check
-
-
-def _voxel_grid_fits(scene: Any) -> None:
-    from unscene3d.voxelize import check_voxel_grid
-
-    check_voxel_grid(scene.vertices)
-
-
-def _has_frames(scene: Any) -> None:
-    from unscene3d.io.images import check_image
-
-    if not scene.frames:
-        raise InputError(None, "has no posed colour frames, which the 2d and both modalities project features from")
-    for frame in scene.frames:
-        if frame.color_path is not None:
-            check_image(frame.color_path)
-        if frame.depth_path is not None:
-            check_image(frame.depth_path, depth=True)
-
-
 @app.command()
-@_guarded
+@guarded
 def train(
     pseudo_dir: Path = typer.Argument(..., help="Pseudo-mask folder (<scene>.npz from `unscene3d pseudo-masks`)."),
     scans: list[Path] = typer.Option(None, "--scans", help="Where the scans of those pseudo masks are now (files or "
@@ -451,7 +362,7 @@ def train(
 
     counts = {"--rounds": rounds, "--epochs": epochs, "--finetune-epochs": finetune_epochs, "--batch-size": batch_size}
     _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
-    _check_pseudo_masks(pseudo_dir)
+    check_pseudo_masks(pseudo_dir)
     overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
     given = preset is not None or no_color or any(v is not None for v in overrides.values())
     config = preset_config(preset or "cpu-small", **overrides) if given else None
@@ -464,24 +375,8 @@ def train(
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
 
 
-def _check_pseudo_masks(pseudo_dir: Path) -> None:
-    """Read every pseudo-mask file once, so a corrupt one stops the run before training starts."""
-    import zipfile
-    import zlib
-
-    from unscene3d.pseudo.pipeline import read_pseudo_masks
-
-    if not pseudo_dir.is_dir():
-        raise InputError(pseudo_dir, "no such pseudo-mask folder")
-    for path in sorted(pseudo_dir.glob("*.npz")):
-        try:
-            read_pseudo_masks(path)
-        except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # what numpy lets through from a broken .npz
-            raise InputError(path, f"not a pseudo-mask file: {error}") from None
-
-
 @app.command()
-@_guarded
+@guarded
 def predict(
     run: Path = typer.Argument(..., help="Self-training run folder (its last finished round), round folder or checkpoint."),
     scans: list[Path] = typer.Argument(..., help="Scans: PLY meshes, ScanNet scene folders, or folders of them."),
@@ -500,7 +395,7 @@ def predict(
 
     scan_names(paths)
     # Masks are voted over segments, which need a mesh until point clouds get their own oversegmentation.
-    CheckedScans(paths, check=_all_of(require_mesh, _voxel_grid_fits), keep_vertices=0, load_frames=False)
+    CheckedScans(paths, check=all_of(require_mesh, require_voxel_grid), keep_vertices=0, load_frames=False)
     remove_stale_temps(output)
     written = predict_scans(run, paths, output, device=device)
     typer.echo(f"instances of {len(written)} scans -> {output}")
