@@ -380,6 +380,20 @@ def scan_named_twice(tmp, shared):
     return ["baseline", "hdbscan", tmp / "in", mesh, "-o", tmp / "out"]
 
 
+def two_segment_files(tmp, shared, result):
+    assert sorted(p.name for p in (tmp / "out").iterdir()) == [
+        "scene0001_00_vh_clean_2.0.010000.segs.json", "scene0002_00_vh_clean_2.0.010000.segs.json"]
+
+
+@accepts(two_segment_files)
+def scan_folders_linking_to_one_mesh(tmp, shared):
+    mesh = good_mesh(tmp / "data")
+    for name in ("scene0001_00", "scene0002_00"):
+        (tmp / "scans" / name).mkdir(parents=True)
+        os.symlink(mesh, tmp / "scans" / name / f"{name}_vh_clean_2.ply")
+    return ["oversegment", tmp / "scans", "-o", tmp / "out"]
+
+
 @rejects("b/room.ply: has the scene name 'room' of")
 def scan_names_collide(tmp, shared):
     return ["baseline", "hdbscan", good_mesh(tmp / "a", "room"), good_mesh(tmp / "b", "room"), "-o", tmp / "out"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,10 @@ def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
         if not children:
             raise InputError(path, "no scans found (expected .ply files or ScanNet scene folders)")
         found.extend(children)
-    unique: dict[Path, Path] = {}
+    unique: dict[str, Path] = {}
     for path in found:
-        unique.setdefault(_resolve(path)[1].resolve(), path)  # one mesh file, one scan
+        # One mesh file, one scan; links are not followed: two scene folders may link to one mesh.
+        unique.setdefault(os.path.abspath(_resolve(path)[1]), path)
     return list(unique.values())
 
 
