@@ -117,7 +117,7 @@ def main() -> None:
     if SCENE.is_dir():
         from unscene3d.io.scan import load_scan
 
-        scene = load_scan(SCENE, load_frames=False)
+        scene = load_scan(SCENE, load_frames=False, load_gt=True)
         table(f"scene0000_00 ({scene.num_vertices} vertices)", [scene], rows)
     else:
         print(f"{SCENE} not found: real-scene figures skipped")

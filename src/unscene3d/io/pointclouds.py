@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.errors import InputError
-from unscene3d.io.ply import color_to_uint8
+from unscene3d.io.ply import colors_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ def float_rows(path: Path, values: np.ndarray, count: int, what: str) -> np.ndar
 
 def colour_rows(path: Path, values: np.ndarray, count: int) -> np.ndarray:
     values = float_rows(path, values, count, "colours").astype(np.float64)
-    return np.stack([color_to_uint8(values[:, channel]) for channel in range(3)], axis=1)
+    return colors_to_uint8(path, [values[:, channel] for channel in range(3)])
 
 
 def _one_line(error: BaseException) -> str:
