@@ -385,6 +385,91 @@ def ply_point_cloud_for_predict(tmp, shared):
     return ["predict", shared.selftrain_run, room_cloud(tmp, shared), "-o", tmp / "out"]
 
 
+# --- PCD files (PCL's format; read by io/pointclouds.py)
+
+
+def pcd_file(path: Path, points: np.ndarray, *, encoding: str = "ascii", **header: str | None) -> Path:
+    """A PCL .pcd of float32 x y z written by hand; ``header`` replaces lines (``FIELDS="a b c"``; None drops one)."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    lines = {"VERSION": "0.7", "FIELDS": "x y z", "SIZE": "4 4 4", "TYPE": "F F F", "COUNT": "1 1 1",
+             "WIDTH": str(len(points)), "HEIGHT": "1", "VIEWPOINT": "0 0 0 1 0 0 0", "POINTS": str(len(points)),
+             "DATA": encoding, **header}
+    text = "".join(f"{key} {value}\n" for key, value in lines.items() if value is not None)
+    if encoding == "binary":
+        body = points.astype("<f4").tobytes()
+    else:
+        body = "".join(" ".join(repr(float(v)) for v in point) + "\n" for point in points).encode()
+    return write(path, text.encode() + body)
+
+
+def grid_pcd(tmp: Path, **header: str | None) -> Path:
+    return pcd_file(tmp / "cloud.pcd", grid_mesh()[0], **header)
+
+
+# A PCD of the grid's points with a header line replaced: (case, header edits, what the error line must hold).
+PCD_HEADER_EDITS = [
+    ("pcd_unknown_fields", {"FIELDS": "a b c"}, "cloud.pcd: PCD has no x/y/z field (fields: a b c)"),
+    ("pcd_unknown_field_type", {"TYPE": "F Q F"}, "cloud.pcd: PCD field 'y' has an unknown type Q4"),
+    ("pcd_header_without_data", {"DATA": None}, "cloud.pcd: malformed PCD header: no DATA line"),
+    ("pcd_header_width_word", {"WIDTH": "wide"}, "cloud.pcd: malformed PCD header: a size, count, width"),
+    ("pcd_header_points_disagree", {"POINTS": "10"}, "cloud.pcd: PCD header says 10 points but WIDTH x HEIGHT"),
+    ("pcd_header_viewpoint_words", {"VIEWPOINT": "here 0 0 1 0 0 0"},
+     "cloud.pcd: malformed PCD header: VIEWPOINT here 0 0 1 0 0 0 does not start with a position"),
+    ("pcd_header_unknown_encoding", {"DATA": "lzw"}, "cloud.pcd: PCD data encoding 'lzw' is not one of"),
+]
+for name, edits, blame in PCD_HEADER_EDITS:
+    CASES.append(Case(name, lambda tmp, shared, edits=edits: overseg(grid_pcd(tmp, **edits), tmp), blame))
+
+
+@rejects("cloud.pcd: PCD body holds 500 bytes, 64 points need 768 (truncated?)")
+def pcd_truncated_binary(tmp, shared):
+    path = pcd_file(tmp / "cloud.pcd", grid_mesh()[0], encoding="binary")
+    path.write_bytes(path.read_bytes()[:-268])
+    return ["baseline", "hdbscan", path, "-o", tmp / "out"]
+
+
+@rejects("cloud.pcd: PCD body has 32 rows, the header promises 64 (truncated?)")
+def pcd_truncated_ascii(tmp, shared):
+    lines = grid_pcd(tmp).read_text().splitlines(keepends=True)
+    return overseg(write(tmp / "cloud.pcd", "".join(lines[: lines.index("DATA ascii\n") + 33])), tmp)
+
+
+@rejects("cloud.pcd: none of the 64 points has coordinates (all NaN or infinite)")
+def pcd_only_nan_points(tmp, shared):
+    return ["pseudo-masks", pcd_file(tmp / "cloud.pcd", np.full((64, 3), np.nan)), "-o", tmp / "out"]
+
+
+@rejects("cloud.pcd: a point cloud needs at least 2 points, this one has 1")
+def pcd_single_point(tmp, shared):
+    return overseg(pcd_file(tmp / "cloud.pcd", [[1.0, 2.0, 3.0]]), tmp)
+
+
+@rejects("cloud.pcd: all 64 points are at the same position")
+def pcd_all_points_equal(tmp, shared):
+    return ["baseline", "felzenszwalb", pcd_file(tmp / "cloud.pcd", np.ones((64, 3))), "-o", tmp / "out"]
+
+
+@rejects("cloud.pcd: the scan has no vertices")
+def pcd_no_points(tmp, shared):
+    return overseg(pcd_file(tmp / "cloud.pcd", np.zeros((0, 3))), tmp)
+
+
+def segments_of_the_points_with_depth(tmp, shared, result):
+    from unscene3d.oversegment_points import oversegment_points
+
+    points = grid_mesh()[0]
+    expected = oversegment_points(points).seg_ids * 2  # each point's own row is twice its index
+    written = read_segs_json(tmp / "out.segs.json")
+    assert np.array_equal(written[::2], expected) and (written[1::2] == -1).all()
+
+
+@accepts(segments_of_the_points_with_depth)
+def pcd_organized_frame_with_missing_depth(tmp, shared):
+    rows = np.full((128, 3), np.nan)
+    rows[::2] = grid_mesh()[0]  # every other pixel without depth: no segment (-1), the rest as a cloud
+    return overseg(pcd_file(tmp / "cloud.pcd", rows, WIDTH="64", HEIGHT="2"), tmp, "--up", "z")
+
+
 @rejects("bare.ply: has no vertex colours")
 def ply_colourless_for_colour_variant(tmp, shared):
     vertices, faces, _ = grid_mesh()
@@ -941,6 +1026,16 @@ OPTIONS = [
     ("option_no_rounds", "train {pseudo} -o {out} --rounds 0", "--rounds must be at least 1"),
     ("option_negative_seed", "synthetic -o {out} --seed -1", "--seed must be at least 0"),
     ("option_repeated_seed", "synthetic -o {out} --seed 1 --seed 1", "--seed: each seed names one room"),
+    ("option_zero_scale", "oversegment {room} -o {out} --scale 0", "--scale must be greater than 0"),
+    ("option_negative_voxel_size", "baseline felzenszwalb {room} -o {out} --voxel-size -0.02",
+     "--voxel-size must be greater than 0"),
+    ("option_min_cluster_size_one", "baseline hdbscan {room} -o {out} --min-cluster-size 1",
+     "--min-cluster-size must be at least 2"),
+    ("option_unknown_ncut", "pseudo-masks {room} -o {out} --ncut fast", "cut must be one of"),
+    ("option_view_no_points", "view {room} -o {out} --max-points 0", "--max-points must be at least 1"),
+    ("option_fit_no_rounds", "fit {room} -o {out} --rounds 0", "--rounds must be at least 1"),
+    ("option_fit_unknown_masks", "fit {room} -o {out} --masks both", "output must be one of union, model"),
+    ("option_fit_unknown_preset", "fit {room} -o {out} --preset gpu-huge", "unknown preset 'gpu-huge'"),
 ]
 
 
@@ -977,6 +1072,34 @@ def output_folder_is_a_file(tmp, shared):
 def output_demo_folder_is_a_file(tmp, shared):
     write(tmp / "out", "x")
     return ["demo", "-o", tmp / "out"]
+
+
+@rejects("out: exists and is not a folder")
+def output_fit_folder_is_a_file(tmp, shared):
+    write(tmp / "out", "x")
+    return ["fit", shared.room, "-o", tmp / "out"]
+
+
+@rejects("nope: ground-truth folder not found")
+def output_fit_gt_folder_missing(tmp, shared):
+    return ["fit", shared.room, "-o", tmp / "out", "--gt", tmp / "nope"]
+
+
+@rejects("out: exists and is not a folder")
+def output_export_gt_folder_is_a_file(tmp, shared):
+    write(tmp / "out", "x")
+    return ["export-gt", shared.room, "-o", tmp / "out"]
+
+
+@rejects("page.html: is a folder")
+def output_view_page_is_a_folder(tmp, shared):
+    (tmp / "page.html").mkdir()
+    return ["view", shared.room, "-o", tmp / "page.html"]
+
+
+@rejects("report: exists and is not a folder")
+def output_evaluate_report_is_a_file(tmp, shared):
+    return evaluate(shared, shared.gt_dir, "--report", write(tmp / "report", "x"))
 
 
 @rejects("mesh.ply: is also an input")
@@ -1139,7 +1262,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 
 def test_the_corpus_covers_every_kind_of_input():
-    prefixes = ("ply_", "scan_", "scannet_", "gt_", "pred_", "checkpoint_", "option_", "output_")
+    prefixes = ("ply_", "pcd_", "scan_", "scannet_", "gt_", "pred_", "checkpoint_", "option_", "output_")
     counts = {prefix: sum(case.name.startswith(prefix) for case in CASES) for prefix in prefixes}
     assert len(CASES) >= 60 and all(counts.values()), counts
     assert len({case.name for case in CASES}) == len(CASES)

@@ -299,7 +299,7 @@ def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale
         raise InputError(source, f"{int((~keep).sum())} mesh vertices have NaN or infinite coordinates")
     if is_cloud and count:  # an empty scan is reported by _check_geometry
         if not keep.any():
-            raise InputError(source, f"none of the {count} points has coordinates (all NaN)")
+            raise InputError(source, f"none of the {count} points has coordinates (all NaN or infinite)")
         check_cloud(raw.points[keep], source)
 
     def kept(values: np.ndarray | None) -> np.ndarray | None:
