@@ -70,7 +70,7 @@ def repeat(runs: int, command_lists: list[list[str]], env: dict[str, str]) -> li
 def takes_several_meshes(env: dict[str, str]) -> bool:
     command = [sys.executable, "-m", "unscene3d", "oversegment", "--help"]
     usage = subprocess.run(command, capture_output=True, text=True, env=env).stdout.lower()
-    return "{meshes}..." in usage or "meshes..." in usage
+    return any(word in usage for word in ("meshes...", "scans..."))  # its argument was MESHES, now SCANS
 
 
 def batch_folder(scan: Path, work: Path) -> list[Path]:

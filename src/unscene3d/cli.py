@@ -30,7 +30,7 @@ from unscene3d.checks import (
 )
 from unscene3d.cli_guard import guarded
 from unscene3d.errors import InputError
-from unscene3d.evaluation.matching import PROTOCOLS
+from unscene3d.protocols import PROTOCOLS
 
 app = typer.Typer(
     add_completion=False,

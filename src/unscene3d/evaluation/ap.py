@@ -22,8 +22,6 @@ from unscene3d.evaluation.matching import (
     ALL_THRESHOLDS,
     AP_THRESHOLDS,
     MIN_REGION_SIZE,
-    PROTOCOLS,
-    Protocol,
     SceneMatches,
     ThresholdMatches,
     match_scene,
@@ -36,6 +34,7 @@ from unscene3d.io.benchmark import (
     read_prediction_mask_paths,
     read_predictions,
 )
+from unscene3d.protocols import PROTOCOLS, Protocol
 
 log = logging.getLogger(__name__)
 
