@@ -672,6 +672,24 @@ def scannet_malformed_gt_is_not_read_by_baseline(tmp, shared):
     return ["baseline", "felzenszwalb", folder, "-o", tmp / "out"]
 
 
+def the_folders_own_ground_truth(tmp, shared, result):
+    assert (tmp / "out" / "scene0001_00.txt").read_text() == (shared.gt_dir / "room.txt").read_text()
+
+
+@accepts(the_folders_own_ground_truth)
+def scannet_gt_for_export_gt(tmp, shared):
+    folder = scannet_folder(tmp, shared)
+    write(folder / "instance_gt" / "scene0001_00.txt", (shared.gt_dir / "room.txt").read_text())
+    return ["export-gt", folder, "-o", tmp / "out"]
+
+
+@rejects("instance_gt/scene0001_00.txt: line 1 is not an integer")
+def scannet_malformed_gt_for_export_gt(tmp, shared):
+    folder = scannet_folder(tmp, shared)
+    write(folder / "instance_gt" / "scene0001_00.txt", "not ground truth\n")
+    return ["export-gt", folder, "-o", tmp / "out"]
+
+
 # --- ground truth (evaluate)
 
 
