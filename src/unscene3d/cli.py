@@ -57,6 +57,7 @@ class UpAxis(str, Enum):
     minus_y = "-y"
 
 
+_SCANS_HELP = "Scans: mesh or point cloud files, scan folders, or folders of them."
 _UP_HELP = "Point clouds/meshes: the scan's up axis (default: the format's convention, else z; -y for camera frames)."
 _SCALE_HELP = "Multiply coordinates by this to get metres (e.g. 0.001 for millimetres; default 1)."
 _VOXEL_HELP = "Point clouds: voxel size (m) of the neighbour graph."
@@ -93,8 +94,7 @@ def _scan_paths(scans: list[Path]) -> list[Path]:
 @app.command()
 @guarded
 def oversegment(
-    scans: list[Path] = typer.Argument(..., help="Scans: mesh or point cloud files, scan folders, or folders of "
-                                       "them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format) for one scan; for "
                                 "several, a folder of <scan>.<kThresh>.segs.json, named as the ScanNet Segmentator "
                                 "does. The scan coloured by segment goes beside each as .segs.ply."),
@@ -201,7 +201,7 @@ def _write_report(out_dir: Path, matches: dict, pred_dir: Path, gt: Path, scans:
 @guarded
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format and "
                                 "<scene>_instances.ply coloured by instance)."),
     axis_align: bool = typer.Option(False, "--axis-align", help="Apply ScanNet axisAlignment first."),
@@ -320,7 +320,7 @@ def _check_training_options(
 @app.command()
 @guarded
 def pretrain(
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, log.csv."),
     preset: str = typer.Option(None, help="'cpu-small' (default) or 'paper'; with --resume the run's own."),
     steps: int = typer.Option(None, help="Total training steps (default: the preset's)."),
@@ -365,7 +365,7 @@ def pretrain(
 @guarded
 def features3d(
     checkpoint: Path = typer.Argument(..., help="Checkpoint folder, its model.safetensors, or a run folder."),
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.npy per-vertex features."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
@@ -391,7 +391,7 @@ def features3d(
 @app.command("pseudo-masks")
 @guarded
 def pseudo_masks(
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files, <scene>.npz and "
                                 "<scene>_instances.ply coloured by mask."),
     modality: str = typer.Option("auto", help="Segment features: auto (best available: 2d with --encoder and "

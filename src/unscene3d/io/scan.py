@@ -67,8 +67,8 @@ def load_scan(
 ) -> Scene:
     """Load a scan (mesh or point cloud) from a file or a scan folder.
 
-    - A folder holding ``*_vh_clean_2.ply`` is read as a ScanNet scene (frames and ground truth included when
-      present; see :func:`unscene3d.io.scannet.load_scannet_scene`).
+    - A folder holding ``*_vh_clean_2.ply`` is read as a ScanNet scene (frames, and with ``load_gt`` ground
+      truth, when present; see :func:`unscene3d.io.scannet.load_scannet_scene`).
     - A folder with ``coord.npy`` is a Pointcept scene, one with ``<name>.txt`` and ``Annotations/`` an S3DIS
       room (:mod:`unscene3d.io.datasets`); their annotations become ground truth.
     - Any other folder must hold exactly one scan file, which is read as below.
@@ -108,14 +108,14 @@ def load_scan(
     return scene
 
 
-def _check_geometry(ply_path: Path, scene: Scene) -> None:
+def _check_geometry(source: Path, scene: Scene) -> None:
     if scene.num_vertices == 0:
-        raise InputError(ply_path, "the scan has no vertices")
+        raise InputError(source, "the scan has no vertices")
     largest = np.abs(scene.vertices).max(axis=0)
     if largest.max() > MAX_COORDINATE:
         axis = int(largest.argmax())
         raise InputError(
-            ply_path,
+            source,
             f"|{'xyz'[axis]}| reaches {largest[axis]:.3g}, beyond the supported {MAX_COORDINATE:.0e} (stages compute "
             "in float32 on centimetre voxels): an outlier vertex, or units far too small?",
         )
@@ -193,7 +193,7 @@ def check_distinct(scans: Sequence[Path], keys: Sequence[Hashable], clash: Calla
 class CheckedScans:
     """Scans read and validated up front, before any compute, then handed out one by one.
 
-    ``check(scene)`` adds a stage's own requirement (e.g. faces); its errors are blamed on the scan.
+    ``check(scene)`` adds a stage's own requirement (e.g. colours); its errors are blamed on the scan.
     Up to ``keep_vertices`` vertices of scans stay in memory from the check; scans beyond that are read
     again when their turn comes, so a long list of scans does not have to fit in memory.
     """
