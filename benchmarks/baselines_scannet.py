@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     scan_dir = args.data / "scannet" / args.scene
-    scene = load_scan(scan_dir, load_frames=False)
+    scene = load_scan(scan_dir, load_frames=False, load_gt=True)
     reference_dir = args.data / "scannet" / "segmentator_reference"
 
     rows = []

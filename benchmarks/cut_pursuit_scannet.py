@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data")
     args = parser.parse_args()
-    scene = load_scan(args.data / "scannet" / "scene0000_00", load_frames=False)
+    scene = load_scan(args.data / "scannet" / "scene0000_00", load_frames=False, load_gt=True)
     mesh = oversegment(scene.vertices, scene.faces, k_thresh=0.05, min_verts=500).labels
     graph = neighbour_graph(scene.vertices)
     normals = orient_normals(graph, pca_normals(graph))

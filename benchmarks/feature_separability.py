@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of random initialisations")
     args = parser.parse_args()
 
-    scene = load_scan(args.scan, load_frames=False)
+    scene = load_scan(args.scan, load_frames=False, load_gt=True)
     if scene.gt is None:
         raise SystemExit(f"{args.scan}: no ground truth")
     segs_files = sorted(Path(args.scan).glob("*_vh_clean_2.0.010000.segs.json"))

@@ -68,7 +68,7 @@ def main() -> None:
 
     scan_dir = args.data / "scannet" / "scene0000_00"
     work = args.work or Path(tempfile.mkdtemp(prefix="pointcloud_scannet_"))
-    mesh = load_scan(scan_dir, load_frames=False)
+    mesh = load_scan(scan_dir, load_frames=False, load_gt=True)
     cloud_path = work / "points" / "scene0000_00.npy"
     cloud_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(cloud_path, np.hstack([mesh.vertices, mesh.colors / 255.0]))

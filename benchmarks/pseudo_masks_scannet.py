@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.baselines import felzenszwalb_instances
-from unscene3d.evaluation import evaluate_scenes
-from unscene3d.evaluation.matching import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS
+from unscene3d.evaluation import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS, evaluate_scenes
 from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.pseudo.ncut import NCutConfig
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, pseudo_masks_for_scene
@@ -117,7 +116,7 @@ def main() -> None:
     if SCENE.is_dir():
         from unscene3d.io.scan import load_scan
 
-        scene = load_scan(SCENE, load_frames=False)
+        scene = load_scan(SCENE, load_frames=False, load_gt=True)
         table(f"scene0000_00 ({scene.num_vertices} vertices)", [scene], rows)
     else:
         print(f"{SCENE} not found: real-scene figures skipped")

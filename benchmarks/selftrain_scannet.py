@@ -96,7 +96,7 @@ def main() -> None:
     self_train(work / "pseudo", [], work / "run", config, rounds=args.rounds)
     train_seconds = time.perf_counter() - start
 
-    real = load_scan(SCENE, load_frames=False)
+    real = load_scan(SCENE, load_frames=False, load_gt=True)
     train_scenes = [load_with_gt(p) for p in train_synthetic]
     test_scenes = [load_with_gt(p) for p in test_synthetic]
     groups = {"scene0000_00": [real], "synthetic train": train_scenes, "synthetic held-out": test_scenes}

@@ -44,7 +44,7 @@ def first_render_times(page: Path, loads: int) -> list[float]:
 def plotly_page(scan_dir: Path, pred_dir: Path, out: Path) -> None:
     import plotly.graph_objects as go
 
-    scene = load_scan(scan_dir, load_frames=False)
+    scene = load_scan(scan_dir, load_frames=False, load_gt=True)
     masks, _, scores = read_predictions(pred_dir, scene.name, scene.num_vertices)
     gt_ids = np.unique(scene.gt, return_inverse=True)[1].reshape(-1)
     layers = {

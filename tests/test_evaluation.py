@@ -349,7 +349,16 @@ def test_evaluate_dirs_errors(tmp_path):
         evaluate_dirs(pred_dir, gt_dir)
     assert error.value.path == gt_dir / "s.txt"
     write_gt_txt(gt_dir / "s.txt", np.array([5001, 5001, 5001, 0]))
-    with pytest.raises(InputError, match=r"s_0\.txt: has 3 lines, expected 4"):
+    # One mask against the ground truth: the mask is the suspect, and the message names both.
+    with pytest.raises(InputError, match=r"s_0\.txt: has 3 lines, but the ground truth .*gt/s\.txt has 4"):
+        evaluate_dirs(pred_dir, gt_dir)
+    # Masks that agree with each other outvote the ground truth.
+    export_predictions(pred_dir, "s", np.ones((2, 3), dtype=bool), [1.0, 0.5])
+    with pytest.raises(InputError, match=r"gt/s\.txt: has 4 lines, but the 2 masks predicted for s have 3"):
+        evaluate_dirs(pred_dir, gt_dir)
+    export_predictions(pred_dir, "s", np.ones((3, 4), dtype=bool), [1.0, 0.5, 0.2])
+    (pred_dir / "pred_mask" / "s_1.txt").write_text("1\n0\n")
+    with pytest.raises(InputError, match=r"s_1\.txt: has 2 lines, but the scene's other masks have 4"):
         evaluate_dirs(pred_dir, gt_dir)
     with pytest.raises(InputError, match="prediction file not found"):
         evaluate_dirs(pred_dir, gt_dir, scenes=["t"])

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from unscene3d.errors import InputError
-from unscene3d.io.frames import read_color_image, read_depth_image, read_exported_frames, read_intrinsic, read_matrix
+from unscene3d.io.frames import read_exported_frames, read_intrinsic, read_matrix
+from unscene3d.io.images import read_color_image, read_depth_image
 
 INTRINSIC = np.array([[500.0, 0, 320], [0, 510, 240], [0, 0, 1]])
 

@@ -188,7 +188,8 @@ def test_load_scan_errors(tmp_path):
 def test_load_scan_folder_with_gt_override(tmp_path):
     folder = make_release_scene(tmp_path / "scene0007_00")
     (tmp_path / "gt.txt").write_text("\n".join(["3001"] * 6) + "\n")
-    assert load_scan(folder).gt.tolist() == EXPECTED_GT
+    assert load_scan(folder, load_gt=True).gt.tolist() == EXPECTED_GT
+    assert load_scan(folder).gt is None  # stages that do not use it never read it
     assert scan_name(folder) == "scene0007_00"
     assert load_scan(folder, gt_path=tmp_path / "gt.txt").gt.tolist() == [3001] * 6
 
@@ -229,7 +230,7 @@ def test_real_scene_axis_aligned(scene0000_dir):
 
 
 def test_real_scene_through_load_scan(scene0000_dir):
-    scene = load_scan(scene0000_dir, load_frames=False)
+    scene = load_scan(scene0000_dir, load_frames=False, load_gt=True)
     assert scene.frames == [] and scene.gt is not None and scene.num_vertices == 81369
     mesh_only = load_scan(scene0000_dir / "scene0000_00_vh_clean_2.ply", axis_align=True)
     assert mesh_only.name == "scene0000_00" and mesh_only.gt is None and mesh_only.frames == []

@@ -171,7 +171,7 @@ def test_scannet_vertices_as_a_point_cloud_resemble_the_mesh_segments(scene0000_
     from unscene3d.evaluation import evaluate_scenes
     from unscene3d.io.scan import load_scan
 
-    scene = load_scan(scene0000_dir, load_frames=False)
+    scene = load_scan(scene0000_dir, load_frames=False, load_gt=True)
     mesh = oversegment_scene(scene, k_thresh=0.05, min_verts=500)
     cloud = Scene(name=scene.name, vertices=scene.vertices, faces=NO_FACES, colors=scene.colors, gt=scene.gt)
     points = oversegment_scene(cloud, k_thresh=0.05, min_verts=500)

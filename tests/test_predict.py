@@ -17,6 +17,7 @@ from unscene3d.errors import InputError
 from unscene3d.io.benchmark import read_predictions
 from unscene3d.io.ply import read_ply, write_ply
 from unscene3d.model.backbone import BackboneConfig
+from unscene3d.model.checkpoint import save_checkpoint
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.mask3d import Mask3DConfig
 from unscene3d.model.postprocess import PostprocessConfig
@@ -24,7 +25,6 @@ from unscene3d.predict import Predictor, predict_scans
 from unscene3d.pseudo.pipeline import PseudoMasks, segment_scene, write_pseudo_masks
 from unscene3d.synthetic import make_synthetic_scene
 from unscene3d.train.augment import AugmentConfig
-from unscene3d.train.checkpoint import save_checkpoint
 from unscene3d.train.selftrain import SelfTrainConfig, self_train, without_color
 from unscene3d.visualize import label_colors
 

@@ -14,9 +14,9 @@ from unscene3d.errors import InputError
 from unscene3d.features.features3d import load_backbone
 from unscene3d.io.scan import expand_scan_paths
 from unscene3d.model.backbone import BackboneConfig, sparse_input
+from unscene3d.model.checkpoint import load_checkpoint
 from unscene3d.scene import Scene
 from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
-from unscene3d.train.checkpoint import load_checkpoint
 from unscene3d.train.contrastive import csc_info_nce, info_nce, sample_matches, spatial_partitions
 from unscene3d.train.pretrain import (
     PretrainConfig,

@@ -16,6 +16,7 @@ from unscene3d.errors import InputError
 from unscene3d.io.ply import write_ply
 from unscene3d.io.scan import load_scan
 from unscene3d.model.backbone import BackboneConfig
+from unscene3d.model.checkpoint import latest_checkpoint
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.mask3d import Mask3DConfig
 from unscene3d.model.postprocess import InstancePrediction
@@ -23,7 +24,6 @@ from unscene3d.pseudo.pipeline import PseudoMasks, segment_scene, write_pseudo_m
 from unscene3d.synthetic import make_synthetic_scene
 from unscene3d.train import selftrain
 from unscene3d.train.augment import AugmentConfig
-from unscene3d.train.checkpoint import latest_checkpoint
 from unscene3d.train.selftrain import (
     SelfTrainConfig,
     load_model,

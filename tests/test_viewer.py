@@ -210,7 +210,9 @@ def test_evaluate_report_writes_curves_and_a_view(scans, tmp_path):
     for name in ("index.html", "evaluation.json", "pr_iou25.png", "pr_iou50.png", "ap_per_iou.png", "view.html"):
         assert (report / name).is_file(), name
     figures = json.loads((report / "evaluation.json").read_text())
-    expected = evaluate_scenes([("room1", masks[1:], scores[1:], scene.gt)]).overall
+    other = small_room(2, "room2").gt  # in the ground truth, not predicted: all missed
+    expected = evaluate_scenes([("room1", masks[1:], scores[1:], scene.gt),
+                                ("room2", np.zeros((0, len(other)), bool), np.zeros(0), other)]).overall
     assert figures["units"] == "percent"
     assert figures["AP50"] == pytest.approx(100 * expected["AP50"], abs=1e-4)
     assert figures["ap_per_iou"]["0.50"] == figures["AP50"] and figures["ap_per_iou"]["0.25"] == figures["AP25"]

@@ -1,26 +1,41 @@
 """The ``unscene3d`` command: one sub-command per pipeline stage.
 
-Each command is a thin layer over a library function; errors in user input are printed as one line
-(``error: <file>: <problem>``) with exit code 2 instead of a traceback.
+Each command is a thin layer over a library function. Before any work it checks its options, its
+output paths and its inputs. Errors in user input are printed as one line (``error: <file>: <problem>``)
+with exit code 2; any other exception is a bug: one line saying so and where its traceback was written,
+exit code 1 (``--debug`` prints the traceback instead).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+import sys
 from enum import Enum
 from pathlib import Path
 
 import typer
 
+from unscene3d.checks import (
+    FLOAT32_MAX,
+    check_count,
+    check_device,
+    check_number,
+    check_output_dir,
+    check_output_file,
+    check_pseudo_mask_inputs,
+    check_pseudo_masks,
+    require_voxel_grid,
+)
+from unscene3d.cli_guard import guarded
 from unscene3d.errors import InputError
-from unscene3d.evaluation.matching import PROTOCOLS
+from unscene3d.protocols import PROTOCOLS
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Unsupervised 3D instance segmentation of indoor scans (UnScene3D).",
 )
 log = logging.getLogger("unscene3d")
@@ -42,6 +57,7 @@ class UpAxis(str, Enum):
     minus_y = "-y"
 
 
+_SCANS_HELP = "Scans: mesh or point cloud files, scan folders, or folders of them."
 _UP_HELP = "Point clouds/meshes: the scan's up axis (default: the format's convention, else z; -y for camera frames)."
 _SCALE_HELP = "Multiply coordinates by this to get metres (e.g. 0.001 for millimetres; default 1)."
 _VOXEL_HELP = "Point clouds: voxel size (m) of the neighbour graph."
@@ -56,7 +72,12 @@ ProtocolName = Enum("ProtocolName", {name: name for name in PROTOCOLS}, type=str
 
 
 @app.callback()
-def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
+def _configure(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
+    debug: bool = typer.Option(False, "--debug", help="On an unexpected error, print its traceback."),
+) -> None:
+    ctx.obj = {"debug": debug}
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -64,21 +85,19 @@ def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log 
     )
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn bad-input errors into a one-line message and exit code 2."""
-    try:
-        yield
-    except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+def _scan_paths(scans: list[Path]) -> list[Path]:
+    from unscene3d.io.scan import expand_scan_paths
+
+    return expand_scan_paths(scans)
 
 
 @app.command()
+@guarded
 def oversegment(
-    mesh: Path = typer.Argument(..., help="A scan: mesh or point cloud file, or a scan folder."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format); the scan "
-                                "coloured by segment goes beside it as .ply."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .segs.json (ScanNet format) for one scan; for "
+                                "several, a folder of <scan>.<kThresh>.segs.json, named as the ScanNet Segmentator "
+                                "does. The scan coloured by segment goes beside each as .segs.ply."),
     variant: Variant = typer.Option(Variant.scannet, help="Edge weights: ScanNet Segmentator or colour-aware."),
     kthresh: float = typer.Option(None, "--kthresh", help="Felzenszwalb k (default: 0.01 scannet, 0.005 unscene3d)."),
     min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size in vertices (point clouds: voxel "
@@ -87,27 +106,43 @@ def oversegment(
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
 ) -> None:
-    """Oversegment a scan with Felzenszwalb's algorithm: a mesh exactly like the ScanNet Segmentator, a point
+    """Oversegment scans with Felzenszwalb's algorithm: a mesh exactly like the ScanNet Segmentator, a point
     cloud on its neighbour graph. One segment id per input point (-1 for points without coordinates)."""
-    from unscene3d.io.scan import load_scan
-    from unscene3d.io.segments import write_segs_json
-    from unscene3d.oversegment_points import oversegment_scene
-    from unscene3d.visualize import write_labels_ply
+    if "numpy" not in sys.modules:
+        # No BLAS work here: one OpenBLAS thread spares numpy and scipy (which numba loads) starting and
+        # stopping their thread pools, 0.1-0.2 s of a whole run (benchmarks/oversegment_startup.py).
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans
+    from unscene3d.segment_scans import coloured_path, oversegment_scans, scan_requirements, segs_output_paths
 
-    with _user_errors():
-        scene = load_scan(mesh, load_frames=False, up=_up(up), scale=scale)
-        segmentation = oversegment_scene(
-            scene, variant=variant.value, k_thresh=kthresh, min_verts=min_verts, voxel_size=voxel_size
-        )
-        scene_id = mesh.stem if mesh.is_file() else f"{scene.name}_vh_clean_2"
-        coloured = output.with_name(output.name.removesuffix(".json").removesuffix(".segs") + ".segs.ply")
-        write_labels_ply(coloured, scene, segmentation.labels)
-        seg_ids = segmentation.seg_ids if scene.input_index is None else scene.input_index[segmentation.seg_ids]
-        write_segs_json(output, scene.to_input(seg_ids, fill=-1), scene_id, segmentation.params)
-    typer.echo(f"{segmentation.num_segments} segments -> {output}, coloured by segment: {coloured}")
+    check_number("--kthresh", kthresh, low=0, high=FLOAT32_MAX)
+    check_count("--min-verts", min_verts, low=0)
+    check_number("--voxel-size", voxel_size, above=0)
+    check_number("--scale", scale, above=0)
+    paths = _scan_paths(scans)
+    if len(paths) == 1 and not output.is_dir():
+        check_output_file(output, inputs=paths)
+        check_output_file(coloured_path(output), inputs=paths)
+    elif output.suffix == ".json":
+        raise InputError(output, f"several scans need an output folder, not a .json file ({len(paths)} scans)")
+    else:
+        check_output_dir(output)
+    outputs = segs_output_paths(paths, output, variant=variant.value, k_thresh=kthresh)
+    checked = CheckedScans(paths, check=scan_requirements(variant.value), load_frames=False, up=_up(up), scale=scale)
+    for path in outputs:
+        remove_stale_temps(path.parent, target=path)
+        remove_stale_temps(path.parent, target=coloured_path(path))
+    counts = oversegment_scans(checked, outputs, variant=variant.value, k_thresh=kthresh, min_verts=min_verts,
+                               voxel_size=voxel_size)
+    if len(outputs) == 1:
+        typer.echo(f"{counts[0]} segments -> {outputs[0]}, coloured by segment: {coloured_path(outputs[0])}")
+    else:
+        typer.echo(f"{len(outputs)} scans, {sum(counts)} segments -> {output} (coloured by segment: *.segs.ply)")
 
 
 @app.command()
+@guarded
 def evaluate(
     pred_dir: Path = typer.Argument(..., help="Predictions in the ScanNet benchmark format."),
     gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance)."),
@@ -116,6 +151,8 @@ def evaluate(
     protocol: ProtocolName = typer.Option(
         "scannet", help="Which ground-truth instances count: scannet (18 benchmark classes), class-agnostic "
         "(all but wall, floor, ceiling), all (every instance)."),
+    predicted_only: bool = typer.Option(False, "--predicted-only", help="Score only the scenes with predictions "
+                                        "(by default a ground-truth scene without predictions counts as all missed)."),
     report: Path = typer.Option(None, "--report", help="Write a report folder: index.html with the per-scene "
                                 "table, precision/recall curves (PNG), AP per IoU, and a 3D view when the scans "
                                 "are found."),
@@ -125,16 +162,22 @@ def evaluate(
 ) -> None:
     """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure, in percent."""
     from unscene3d.evaluation import format_table, match_dirs, summarize
-    from unscene3d.io.atomic import atomic_write_text
+    from unscene3d.io.atomic import atomic_write_text, remove_stale_temps
 
-    with _user_errors():
-        matches = match_dirs(pred_dir, gt, protocol=protocol.value)
-        result = summarize(matches, protocol.value)
-        if report is not None:
-            _write_report(report, matches, pred_dir, gt, scans or [], protocol.value)
+    if json_out is not None:
+        check_output_file(json_out)
+    if report is not None:
+        check_output_dir(report)
+    scan_paths = _scan_paths(scans) if scans else []
+    matches = match_dirs(pred_dir, gt, protocol=protocol.value, predicted_only=predicted_only)
+    result = summarize(matches, protocol.value)
+    if report is not None:
+        remove_stale_temps(report)
+        _write_report(report, matches, pred_dir, gt, scan_paths, protocol.value)
     typer.echo(f"protocol {result.protocol}, figures in percent")
     typer.echo(format_table(result, per_scene=per_scene))
     if json_out is not None:
+        remove_stale_temps(json_out.parent, target=json_out)
         atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
     if report is not None:
         typer.echo(f"report -> {report / 'index.html'}")
@@ -155,9 +198,10 @@ def _write_report(out_dir: Path, matches: dict, pred_dir: Path, gt: Path, scans:
 
 
 @app.command()
+@guarded
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (ScanNet benchmark format and "
                                 "<scene>_instances.ply coloured by instance)."),
     axis_align: bool = typer.Option(False, "--axis-align", help="Apply ScanNet axisAlignment first."),
@@ -174,44 +218,24 @@ def baseline(
 ) -> None:
     """Run a learning-free baseline (segments or HDBSCAN clusters as instances) on scans (meshes or point
     clouds). Masks are written per input point, in file order."""
-    from dataclasses import replace
+    from unscene3d.baselines.run import run_baseline
+    from unscene3d.io.atomic import remove_stale_temps
 
-    from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
-    from unscene3d.baselines.felzenszwalb import DEFAULT_K_THRESH, DEFAULT_MIN_VERTS
-    from unscene3d.baselines.hdbscan import HdbscanConfig
-    from unscene3d.io.benchmark import export_predictions
-    from unscene3d.io.scan import expand_scan_paths, load_scan, scan_name
-    from unscene3d.progress import progress_log
-    from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
-
-    hdbscan_config = HdbscanConfig()
-    if voxel_size is not None:
-        hdbscan_config = replace(hdbscan_config, voxel_size=voxel_size)
-    if min_cluster_size is not None:
-        hdbscan_config = replace(hdbscan_config, min_cluster_size=min_cluster_size)
-    with _user_errors():
-        for scan in progress_log(expand_scan_paths(scans), f"baseline {method.value}"):
-            name = scan_name(scan)
-            if (output / f"{name}.txt").exists() and not force:
-                log.info("%s: predictions exist, skipping (use --force to redo)", name)
-                continue
-            scene = load_scan(scan, axis_align=axis_align, load_frames=False, up=_up(up), scale=scale)
-            if method is Baseline.felzenszwalb:
-                masks, scores = felzenszwalb_instances(
-                    scene,
-                    k_thresh=DEFAULT_K_THRESH if kthresh is None else kthresh,
-                    min_verts=DEFAULT_MIN_VERTS if min_verts is None else min_verts,
-                    voxel_size=voxel_size,
-                )
-            else:
-                masks, scores = hdbscan_instances(scene, hdbscan_config)
-            write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, masks, scores)
-            # its listing last: it marks the scan done
-            export_predictions(output, scene.name, scene.to_input(masks, False), scores)
-            log.info("%s: %d instances", scene.name, len(masks))
+    check_number("--kthresh", kthresh, low=0, high=FLOAT32_MAX)
+    check_count("--min-verts", min_verts, low=0)
+    check_number("--voxel-size", voxel_size, above=0)
+    check_count("--min-cluster-size", min_cluster_size, low=2)
+    check_number("--scale", scale, above=0)
+    check_output_dir(output)
+    remove_stale_temps(output)
+    written = run_baseline(method.value, scans, output, axis_align=axis_align, k_thresh=kthresh, min_verts=min_verts,
+                           voxel_size=voxel_size, min_cluster_size=min_cluster_size, up=_up(up), scale=scale,
+                           force=force)
+    typer.echo(f"{method.value} instances of {len(written)} scans -> {output}")
 
 
 @app.command("export-gt")
+@guarded
 def export_gt(
     scans: list[Path] = typer.Argument(..., help="Scans with annotations: mOSD PCD, S3DIS rooms, Pointcept or "
                                        "ScanNet scene folders, or folders of them."),
@@ -219,32 +243,44 @@ def export_gt(
 ) -> None:
     """Write the ground truth that scans carry as benchmark files, one value per input point (label*1000+instance;
     objects of mOSD/S3DIS-clutter are label 39, structure and tables are void)."""
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.benchmark import write_gt_txt
-    from unscene3d.io.scan import expand_scan_paths, load_scan
+    from unscene3d.io.scan import CheckedScans, scan_names
 
+    check_output_dir(output)
+    paths = _scan_paths(scans)
+    scan_names(paths)
+    checked = CheckedScans(paths, load_frames=False, load_gt=True)
+    remove_stale_temps(output)
     written = 0
-    with _user_errors():
-        for scan in expand_scan_paths(scans):
-            scene = load_scan(scan, load_frames=False)
-            if scene.gt is None:
-                log.warning("%s: no ground truth in this scan, skipped", scan)
-                continue
-            write_gt_txt(output / f"{scene.name}.txt", scene.to_input(scene.gt, 0))
-            written += 1
+    for scan, scene in zip(checked.paths, checked):
+        if scene.gt is None:
+            log.warning("%s: no ground truth in this scan, skipped", scan)
+            continue
+        write_gt_txt(output / f"{scene.name}.txt", scene.to_input(scene.gt, 0))
+        written += 1
     typer.echo(f"ground truth of {written} scans -> {output}")
 
 
 @app.command()
+@guarded
 def synthetic(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.ply and gt/<scene>.txt."),
     seeds: list[int] = typer.Option([0], "--seed", help="Seed of a room; repeat for several rooms."),
 ) -> None:
     """Write procedural synthetic rooms with ground truth, as inputs for any stage."""
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.benchmark import write_gt_txt
     from unscene3d.io.ply import write_ply
     from unscene3d.progress import progress_log
     from unscene3d.synthetic import make_synthetic_scene
 
+    for seed in seeds:
+        check_count("--seed", seed, low=0)
+    if len(set(seeds)) < len(seeds):
+        raise InputError(None, "--seed: each seed names one room; a seed is given twice")
+    check_output_dir(output)
+    remove_stale_temps(output)
     for seed in progress_log(seeds, "synthetic"):
         scene = make_synthetic_scene(seed)
         write_gt_txt(output / "gt" / f"{scene.name}.txt", scene.gt)
@@ -253,6 +289,7 @@ def synthetic(
 
 
 @app.command()
+@guarded
 def demo(
     output: Path = typer.Option(Path("demo_out"), "--output", "-o", help="Folder for the demo's results."),
     seed: int = typer.Option(0, help="Seed of the synthetic scene."),
@@ -261,15 +298,29 @@ def demo(
 ) -> None:
     """Run the pipeline on a generated synthetic room with ground truth (no data needed)."""
     from unscene3d.demo import run_demo
+    from unscene3d.io.atomic import remove_stale_temps
 
-    with _user_errors():
-        summary = run_demo(output, seed=seed, run=run)
-    typer.echo(summary)
+    check_count("--seed", seed, low=0)
+    check_output_dir(output)
+    remove_stale_temps(output)
+    typer.echo(run_demo(output, seed=seed, run=run))
+
+
+def _check_training_options(
+    counts: dict[str, int | None], *, seed: int | None, lr: float | None, device: str | None, output: Path
+) -> None:
+    for option, value in counts.items():
+        check_count(option, value)
+    check_count("--seed", seed, low=0)
+    check_number("--lr", lr, above=0)
+    check_device(device)
+    check_output_dir(output)
 
 
 @app.command()
+@guarded
 def pretrain(
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, log.csv."),
     preset: str = typer.Option(None, help="'cpu-small' (default) or 'paper'; with --resume the run's own."),
     steps: int = typer.Option(None, help="Total training steps (default: the preset's)."),
@@ -288,44 +339,59 @@ def pretrain(
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d pretrain ... (no other change).
     """
-    from unscene3d.io.scan import expand_scan_paths, load_scan
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans
     from unscene3d.train.pretrain import preset_config
     from unscene3d.train.pretrain import pretrain as run_pretrain
 
-    with _user_errors():
-        overrides = dict(
-            steps=steps, batch_size=batch_size, lr=lr, num_pairs=num_pairs, loss=loss,
-            checkpoint_every=checkpoint_every, seed=seed,
-        )
-        given = preset is not None or any(v is not None for v in overrides.values())
-        config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
-        scenes = [load_scan(path, load_frames=False, up=_up(up), scale=scale) for path in expand_scan_paths(scans)]
-        result = run_pretrain(scenes, output, config, resume=resume, device=device)
+    counts = {"--steps": steps, "--batch-size": batch_size, "--num-pairs": num_pairs,
+              "--checkpoint-every": checkpoint_every}
+    _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
+    check_number("--scale", scale, above=0)
+    overrides = dict(
+        steps=steps, batch_size=batch_size, lr=lr, num_pairs=num_pairs, loss=loss,
+        checkpoint_every=checkpoint_every, seed=seed,
+    )
+    given = preset is not None or any(v is not None for v in overrides.values())
+    config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
+    scenes = list(CheckedScans(_scan_paths(scans), check=require_voxel_grid, load_frames=False, up=_up(up),
+                               scale=scale))
+    remove_stale_temps(output)
+    result = run_pretrain(scenes, output, config, resume=resume, device=device)
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
 
 
 @app.command()
+@guarded
 def features3d(
     checkpoint: Path = typer.Argument(..., help="Checkpoint folder, its model.safetensors, or a run folder."),
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.npy per-vertex features."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
-    from unscene3d.features.features3d import extract_features_for_scans
-    from unscene3d.io.scan import expand_scan_paths
+    from unscene3d.features.features3d import extract_features_for_scans, load_backbone
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans, scan_names
 
-    with _user_errors():
-        written = extract_features_for_scans(checkpoint, expand_scan_paths(scans), output, device=device, up=_up(up),
-                                             scale=scale)
+    check_device(device)
+    check_number("--scale", scale, above=0)
+    check_output_dir(output)
+    paths = _scan_paths(scans)
+    scan_names(paths)
+    load_backbone(checkpoint, "cpu")
+    CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, up=_up(up), scale=scale)
+    remove_stale_temps(output)
+    written = extract_features_for_scans(checkpoint, paths, output, device=device, up=_up(up), scale=scale)
     typer.echo(f"{len(written)} feature files -> {output}")
 
 
 @app.command("pseudo-masks")
+@guarded
 def pseudo_masks(
-    scans: list[Path] = typer.Argument(..., help="Scans: PLY files, ScanNet scene folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files, <scene>.npz and "
                                 "<scene>_instances.ply coloured by mask."),
     modality: str = typer.Option("auto", help="Segment features: auto (best available: 2d with --encoder and "
@@ -347,27 +413,36 @@ def pseudo_masks(
     force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
 ) -> None:
     """Initial pseudo masks: segment features, scene structure and normalized cuts (UnScene3D stage 1)."""
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.pseudo.ncut import NCutConfig
     from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
 
-    with _user_errors():
-        options = PseudoMaskOptions(
-            ncut=NCutConfig(isolate_masked=isolate_masked),
-            modality=modality,
-            checkpoint=None if checkpoint is None else str(checkpoint),
-            encoder=encoder,
-            tau=tau,
-            device=device,
-            frame_step=frame_step,
-            cut=ncut,
-            structure=structure,
-            source=source,
-        )
-        written = run_pseudo_masks(scans, output, options, workers=workers, force=force)
+    check_number("--tau", tau, low=0, high=1)
+    check_count("--frame-step", frame_step)
+    check_count("--workers", workers)
+    check_device(device)
+    check_output_dir(output)
+    options = PseudoMaskOptions(
+        ncut=NCutConfig(isolate_masked=isolate_masked),
+        modality=modality,
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        encoder=encoder,
+        tau=tau,
+        device=device,
+        frame_step=frame_step,
+        cut=ncut,
+        structure=structure,
+        source=source,
+    )
+    paths = _scan_paths(scans)
+    check_pseudo_mask_inputs(paths, options)
+    remove_stale_temps(output)
+    written = run_pseudo_masks(paths, output, options, workers=workers, force=force)
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")
 
 
 @app.command()
+@guarded
 def train(
     pseudo_dir: Path = typer.Argument(..., help="Pseudo-mask folder (<scene>.npz from `unscene3d pseudo-masks`)."),
     scans: list[Path] = typer.Option(None, "--scans", help="Where the scans of those pseudo masks are now (files or "
@@ -391,22 +466,26 @@ def train(
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
-    from unscene3d.io.scan import expand_scan_paths
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.train.selftrain import default_preset, preset_config, self_train, without_color
 
-    with _user_errors():
-        overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
-        given = preset is not None or no_color or any(v is not None for v in overrides.values())
-        config = preset_config(preset or default_preset(), **overrides) if given else None
-        if no_color:
-            config = without_color(config)
-        result = self_train(pseudo_dir, expand_scan_paths(scans or []), output, config, rounds=rounds, resume=resume,
-                            device=device)
+    counts = {"--rounds": rounds, "--epochs": epochs, "--finetune-epochs": finetune_epochs, "--batch-size": batch_size}
+    _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
+    check_pseudo_masks(pseudo_dir)
+    overrides = dict(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed)
+    given = preset is not None or no_color or any(v is not None for v in overrides.values())
+    config = preset_config(preset or default_preset(), **overrides) if given else None
+    if no_color:
+        config = without_color(config)
+    scan_paths = _scan_paths(scans) if scans else []
+    remove_stale_temps(output)
+    result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
 
 
 @app.command()
+@guarded
 def fit(
     scans: list[Path] = typer.Argument(..., help="Scans: mesh or point-cloud files, scan folders, or folders of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: pseudo/, round_k/, predictions/round_k/, "
@@ -431,31 +510,39 @@ def fit(
     """
     from unscene3d.fit import FitOptions, format_rounds
     from unscene3d.fit import fit as run_fit
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.pseudo.pipeline import PseudoMaskOptions
     from unscene3d.train.selftrain import default_preset, preset_config, without_color
 
-    with _user_errors():
-        config = None
-        if preset is not None or no_color or seed is not None:
-            config = preset_config(preset or default_preset(), seed=seed)
-            if no_color:
-                config = without_color(config)
-        options = FitOptions(
-            rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt,
-            pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
-                                     device=device),
-        )
-        try:
-            result = run_fit(scans, output, options)
-        except KeyboardInterrupt:
-            typer.echo(f"interrupted: run the same command again to resume ({output} keeps what is done)", err=True)
-            raise typer.Exit(code=130) from None
+    check_count("--workers", workers)
+    _check_training_options({"--rounds": rounds}, seed=seed, lr=None, device=device, output=output)
+    if gt is not None and not gt.is_dir():
+        raise InputError(gt, "ground-truth folder not found")
+    config = None
+    if preset is not None or no_color or seed is not None:
+        config = preset_config(preset or default_preset(), seed=seed)
+        if no_color:
+            config = without_color(config)
+    options = FitOptions(
+        rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt,
+        pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
+                                 device=device),
+    )
+    paths = _scan_paths(scans)
+    check_pseudo_mask_inputs(paths, options.pseudo, voxel_grid=True)
+    remove_stale_temps(output)
+    try:
+        result = run_fit(paths, output, options)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: run the same command again to resume ({output} keeps what is done)", err=True)
+        raise typer.Exit(code=130) from None
     if result.evaluation:
         typer.echo("AP of the pseudo masks and of each round (percent):\n" + format_rounds(result.evaluation))
     typer.echo(f"masks of every round in {output / 'predictions'}" + (f"; open {result.page}" if result.page else ""))
 
 
 @app.command()
+@guarded
 def predict(
     run: Path = typer.Argument(..., help="Self-training run folder (its last finished round), round folder or checkpoint."),
     scans: list[Path] = typer.Argument(..., help="Scans: meshes, point clouds, scan folders, or folders of them."),
@@ -466,14 +553,23 @@ def predict(
 ) -> None:
     """Segment new scans into instances with a self-trained model (colour optional, no frames needed).
     Text outputs have one line per input point, in file order."""
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import CheckedScans, scan_names
     from unscene3d.predict import predict_scans
 
-    with _user_errors():
-        written = predict_scans(run, scans, output, device=device, up=_up(up), scale=scale)
+    check_device(device)
+    check_number("--scale", scale, above=0)
+    check_output_dir(output)
+    paths = _scan_paths(scans)
+    scan_names(paths)
+    CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, up=_up(up), scale=scale)
+    remove_stale_temps(output)
+    written = predict_scans(run, paths, output, device=device, up=_up(up), scale=scale)
     typer.echo(f"instances of {len(written)} scans -> {output}")
 
 
 @app.command()
+@guarded
 def view(
     paths: list[Path] = typer.Argument(..., help="Scans (PLY, ScanNet folders), folders of them, prediction folders, "
                                        "pseudo-mask folders, run folders: everything found is shown."),
@@ -486,11 +582,12 @@ def view(
     title: str = typer.Option(None, help="Page title (default: the scene name or the number of scenes)."),
 ) -> None:
     """Write one self-contained HTML page (opens offline) showing scans in 3D with switchable layers."""
+    from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.viewer import DEFAULT_MAX_POINTS, write_page
 
-    with _user_errors():
-        if max_points is not None and max_points < 1:
-            raise InputError(None, f"--max-points must be positive, got {max_points}")
-        summary = write_page(paths, output, gt_dir=gt, protocol=protocol.value,
-                             max_points=max_points or DEFAULT_MAX_POINTS, title=title)
+    check_count("--max-points", max_points)
+    check_output_file(output, inputs=paths)
+    remove_stale_temps(output.parent, target=output)
+    summary = write_page(paths, output, gt_dir=gt, protocol=protocol.value,
+                         max_points=max_points or DEFAULT_MAX_POINTS, title=title)
     typer.echo(str(summary))

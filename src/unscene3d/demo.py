@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
     """Run the demo into ``output`` and return a printable summary; ``run`` adds a self-trained model's
     predictions (a run folder, round folder or checkpoint of `unscene3d train`)."""
+    predictor = Predictor.load(run) if run is not None else None  # a bad run folder fails before any output
     output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
@@ -62,8 +63,7 @@ def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
 
     methods = [("felzenszwalb", felzenszwalb_instances), ("hdbscan", hdbscan_instances),
                ("pseudo_masks", lambda scene: _pseudo_masks(scene, output / "pseudo"))]
-    if run is not None:
-        predictor = Predictor.load(run)  # load first: a bad run folder fails before the slow work
+    if predictor is not None:
         methods.append(("selftrained", lambda scene: _selftrained(predictor, scene)))
     figures = {}
     tables = []

@@ -6,7 +6,15 @@ CLI can print one clear line (file + problem) instead of a traceback.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+def display_path(path: str | Path) -> str:
+    """A path as printable text: bytes that are not UTF-8 (kept as surrogates by Python) shown as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 class InputError(ValueError):
@@ -15,4 +23,15 @@ class InputError(ValueError):
     def __init__(self, path: str | Path | None, problem: str) -> None:
         self.path = None if path is None else Path(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+        super().__init__(f"{display_path(self.path)}: {problem}" if self.path is not None else problem)
+
+
+@contextmanager
+def about(path: str | Path) -> Iterator[None]:
+    """Name ``path`` in input errors raised inside the block that name no file (e.g. from array checks)."""
+    try:
+        yield
+    except InputError as error:
+        if error.path is not None:
+            raise
+        raise InputError(path, error.problem) from None

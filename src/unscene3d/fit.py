@@ -229,7 +229,7 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
             progress.steps_done += round_steps(index, len(scan_paths), config)
 
     progress.stage(f"masks of every round ({options.output}) -> {run_dir / PREDICTIONS_FOLDER}")
-    scans_in_memory = load_training_scans(pseudo_dir, [], config.model)
+    scans_in_memory = load_training_scans(pseudo_dir, [], config.model, load_gt=True)  # evaluated with their own GT
     for index in range(1, options.rounds + 1):
         folders[f"round_{index}"] = _write_round(run_dir, index, scans_in_memory, config, options.output,
                                                  options.device)

@@ -21,9 +21,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
-from scipy.spatial import cKDTree
 
 from unscene3d.errors import InputError
 from unscene3d.oversegment import check_positions
@@ -122,6 +119,8 @@ def neighbour_graph(
     points = check_cloud(points, source)
     if int(neighbours) != neighbours or neighbours < 3:
         raise InputError(None, f"neighbours must be an integer >= 3, got {neighbours}")
+    from scipy.spatial import cKDTree  # on use: scipy adds a fifth of a second to every command's start-up
+
     voxel_of_point, voxel_points = voxel_downsample(points, voxel_size)
     tree = cKDTree(voxel_points)
     k = min(int(neighbours) + 1, len(voxel_points))
@@ -207,6 +206,8 @@ def orient_normals(graph: PointGraph, normals: np.ndarray, sensor: np.ndarray | 
         away = np.einsum("ij,ij->i", normals, np.asarray(sensor, dtype=np.float64) - graph.points) < 0
         normals[away] *= -1
         return normals
+    import scipy.sparse.csgraph
+
     a, b = graph.edge_a, graph.edge_b
     weights = _orientation_costs(graph.points, normals, a, b)
     count = graph.num_nodes

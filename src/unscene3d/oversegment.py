@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import scipy.optimize
-import scipy.sparse
 
 from unscene3d.errors import InputError
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 logger = logging.getLogger(__name__)
 
@@ -529,18 +531,6 @@ def compute_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarra
     return _vertex_normals_kernel(points, tris)
 
 
-def mesh_edge_weights(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    colors: np.ndarray | None = None,
-    *,
-    variant: str = "scannet",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Segmentator's graph: ``(edge_a, edge_b, weights)``, three directed edges per face."""
-    points, tris = _check_mesh(vertices, faces)
-    return _graph(points, tris, _variant_colours(variant, colors, points.shape[0]))
-
-
 def compact_labels(seg_ids: np.ndarray) -> tuple[np.ndarray, int]:
     """Map arbitrary segment ids to 0..S-1 by increasing id; returns ``(labels int64, S)``."""
     unique, labels = np.unique(np.asarray(seg_ids), return_inverse=True)
@@ -559,6 +549,8 @@ def segment_adjacency(labels: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def adjacency_matrix(adjacency: np.ndarray, num_segments: int) -> scipy.sparse.csr_matrix:
     """Symmetric (S,S) 0/1 float64 CSR matrix from (E,2) pairs of segment indices."""
+    import scipy.sparse  # on use: scipy adds a tenth of a second to every command's start-up
+
     pairs = np.asarray(adjacency, dtype=np.int64).reshape(-1, 2)
     rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
     cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
@@ -615,6 +607,9 @@ def partition_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, int, int]:
     in a is matched to their segment in b, segments in a, segments in b)``; 1.0 means the same
     partition.
     """
+    import scipy.optimize
+    import scipy.sparse
+
     a = np.asarray(a).reshape(-1)
     b = np.asarray(b).reshape(-1)
     if a.shape != b.shape:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unscene3d.errors import about
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.mask3d import Mask3D, predict_scene
@@ -95,7 +96,8 @@ def predict_scans(
     written = []
     for scan in progress_log(expand_scan_paths(scans), "predict"):
         scene = load_scan(scan, load_frames=False, up=up, scale=scale)
-        prediction = predictor.predict(scene)
+        with about(scan):
+            prediction = predictor.predict(scene)
         written.append(write_instances(out_dir, scene, prediction))
         log.info("%s: %d instances", scene.name, len(prediction.scores))
     return written

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unscene3d.io.images import read_color_image, read_depth_image
+
 
 @dataclass
 class Frame:
@@ -32,8 +34,6 @@ class Frame:
             return self.color
         if self.color_path is None:
             raise ValueError(f"frame {self.name!r} has no colour image")
-        from unscene3d.io.frames import read_color_image
-
         return read_color_image(self.color_path)
 
     def depth_image(self) -> np.ndarray | None:
@@ -42,8 +42,6 @@ class Frame:
             return self.depth
         if self.depth_path is None:
             return None
-        from unscene3d.io.frames import read_depth_image
-
         return read_depth_image(self.depth_path)
 
 

@@ -43,6 +43,22 @@ class Voxelization:
         return int(self.coords.shape[0])
 
 
+# Voxels are matched across levels by one int64 key per cell of the scan's bounding grid.
+MAX_GRID_CELLS = 2**62
+
+
+def check_voxel_grid(points: np.ndarray, voxel_size: float = DEFAULT_VOXEL_SIZE) -> None:
+    """Raise InputError when a grid of ``voxel_size`` over the points' bounding box has too many cells
+    to index (a scan with an outlier point far from the rest; at 2 cm, a cube about 30 km on a side)."""
+    if len(points) == 0:
+        return
+    span = np.asarray(points, dtype=np.float64).max(axis=0) - np.asarray(points, dtype=np.float64).min(axis=0)
+    if float(np.prod(span / voxel_size + 2 * ORIGIN_ALIGNMENT)) >= MAX_GRID_CELLS:
+        size = " x ".join(f"{extent:.3g}" for extent in span)
+        raise InputError(None, f"the scan spans {size}: a grid of {100 * voxel_size:g} cm voxels over it has too "
+                               "many cells to index (a point far from the rest?)")
+
+
 def voxel_coordinates(points: np.ndarray, voxel_size: float = DEFAULT_VOXEL_SIZE) -> np.ndarray:
     """(N, 3) int64 absolute voxel coordinates ``floor(p / voxel_size)`` (correct for negative values)."""
     points = np.asarray(points, dtype=np.float64)
@@ -52,6 +68,7 @@ def voxel_coordinates(points: np.ndarray, voxel_size: float = DEFAULT_VOXEL_SIZE
         raise InputError(None, f"voxel size must be positive, got {voxel_size}")
     if not np.isfinite(points).all():
         raise InputError(None, "points contain NaN or infinite coordinates")
+    check_voxel_grid(points, voxel_size)
     return np.floor(points / voxel_size).astype(np.int64)
 
 

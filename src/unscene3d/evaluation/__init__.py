@@ -12,16 +12,9 @@ from unscene3d.evaluation.ap import (
     precision_recall_curve,
     summarize,
 )
-from unscene3d.evaluation.matching import (
-    ALL_THRESHOLDS,
-    MIN_REGION_SIZE,
-    PROTOCOLS,
-    SCANNET_BENCHMARK_CLASS_IDS,
-    STRUCTURE_CLASS_IDS,
-    Protocol,
-    SceneMatches,
-)
+from unscene3d.evaluation.matching import ALL_THRESHOLDS, MIN_REGION_SIZE, SceneMatches
 from unscene3d.evaluation.result import EvaluationResult, format_table
+from unscene3d.protocols import PROTOCOLS, SCANNET_BENCHMARK_CLASS_IDS, STRUCTURE_CLASS_IDS, Protocol
 
 __all__ = [
     "ALL_THRESHOLDS",

@@ -22,14 +22,19 @@ from unscene3d.evaluation.matching import (
     ALL_THRESHOLDS,
     AP_THRESHOLDS,
     MIN_REGION_SIZE,
-    PROTOCOLS,
-    Protocol,
     SceneMatches,
     ThresholdMatches,
     match_scene,
 )
 from unscene3d.evaluation.result import EvaluationResult
-from unscene3d.io.benchmark import list_prediction_scenes, read_gt_txt, read_predictions
+from unscene3d.io.benchmark import (
+    list_gt_scenes,
+    list_prediction_scenes,
+    read_gt_txt,
+    read_prediction_mask_paths,
+    read_predictions,
+)
+from unscene3d.protocols import PROTOCOLS, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -195,28 +200,44 @@ def match_dirs(
     scenes: Iterable[str] | None = None,
     *,
     protocol: str | Protocol = "scannet",
+    predicted_only: bool = False,
     min_region_size: int = MIN_REGION_SIZE,
 ) -> dict[str, SceneMatches]:
     """:func:`match_scenes` for benchmark-format predictions ``<pred_dir>/<scene>.txt`` against
-    ``<gt_dir>/<scene>.txt``; ``scenes`` defaults to every scene listed in ``pred_dir``."""
+    ``<gt_dir>/<scene>.txt``.
+
+    ``scenes`` defaults to every scene listed in ``pred_dir`` and, unless ``predicted_only``, every
+    scene of ``gt_dir`` too: a ground-truth scene without predictions counts as all missed (with a
+    warning), as on the benchmark, rather than dropping out of the figures.
+    """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, "ground-truth folder not found")
     names = list_prediction_scenes(pred_dir) if scenes is None else list(scenes)
     if not names:
         raise InputError(pred_dir, "no prediction files (<scene>.txt) to evaluate")
-    if not gt_dir.is_dir():
-        raise InputError(gt_dir, "ground-truth folder not found")
+    for name in names:
+        if not (pred_dir / f"{name}.txt").is_file():
+            raise InputError(pred_dir / f"{name}.txt", f"prediction file not found for scene {name}")
+        if not (gt_dir / f"{name}.txt").is_file():
+            raise InputError(gt_dir / f"{name}.txt", f"no ground truth for scene {name} (predicted in {pred_dir})")
+    unpredicted = [] if scenes is not None or predicted_only else sorted(set(list_gt_scenes(gt_dir)) - set(names))
+    if unpredicted:
+        log.warning("%s: %d ground-truth scenes have no predictions in %s (e.g. %s); they count as missed "
+                    "(--predicted-only scores only the predicted scenes)", gt_dir, len(unpredicted), pred_dir,
+                    ", ".join(unpredicted[:3]))
 
     def items() -> Iterable[SceneItem]:
         for name in names:
-            listing = pred_dir / f"{name}.txt"
-            if not listing.is_file():
-                raise InputError(listing, f"prediction file not found for scene {name}")
             gt_path = gt_dir / f"{name}.txt"
-            if not gt_path.is_file():
-                raise InputError(gt_path, f"no ground truth for scene {name} (predicted in {pred_dir})")
+            masks, _, scores = read_predictions(pred_dir, name, None)
             gt = read_gt_txt(gt_path)
-            masks, _, scores = read_predictions(pred_dir, name, len(gt))
-            yield name, masks, scores, gt
+            if len(masks) and masks.shape[1] != len(gt):
+                _blame_length_mismatch(pred_dir, name, masks, gt_path, len(gt))
+            yield name, masks.reshape(len(masks), len(gt)), scores, gt
+        for name in unpredicted:
+            gt = read_gt_txt(gt_dir / f"{name}.txt")
+            yield name, np.zeros((0, len(gt)), dtype=bool), np.zeros(0), gt
 
     return match_scenes(items(), protocol=protocol, min_region_size=min_region_size)
 
@@ -227,8 +248,23 @@ def evaluate_dirs(
     scenes: Iterable[str] | None = None,
     *,
     protocol: str | Protocol = "scannet",
+    predicted_only: bool = False,
     min_region_size: int = MIN_REGION_SIZE,
 ) -> EvaluationResult:
     """AP / AP50 / AP25 of a benchmark-format prediction folder (arguments as :func:`match_dirs`)."""
     rule = get_protocol(protocol)
-    return summarize(match_dirs(pred_dir, gt_dir, scenes, protocol=rule, min_region_size=min_region_size), rule.name)
+    matches = match_dirs(pred_dir, gt_dir, scenes, protocol=rule, predicted_only=predicted_only,
+                         min_region_size=min_region_size)
+    return summarize(matches, rule.name)
+
+
+def _blame_length_mismatch(pred_dir: Path, name: str, masks: np.ndarray, gt_path: Path, gt_length: int) -> None:
+    """Masks and ground truth of different lengths: several masks that agree outvote the ground truth;
+    a single mask is the suspect. The message names both files either way."""
+    first_mask = read_prediction_mask_paths(pred_dir, name)[0]
+    if len(masks) > 1:
+        raise InputError(gt_path, f"has {gt_length} lines, but the {len(masks)} masks predicted for {name} have "
+                                  f"{masks.shape[1]} (e.g. {first_mask}): ground truth and predictions are of "
+                                  "different meshes")
+    raise InputError(first_mask, f"has {masks.shape[1]} lines, but the ground truth {gt_path} has {gt_length} "
+                                 "(one per mesh vertex)")

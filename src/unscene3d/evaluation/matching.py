@@ -27,10 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# NYU40 ids of the 18 ScanNet benchmark instance classes.
-SCANNET_BENCHMARK_CLASS_IDS: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
-# NYU40 wall, floor and ceiling: the scene structure that ScanNet200-style class-agnostic evaluation leaves out.
-STRUCTURE_CLASS_IDS: tuple[int, ...] = (1, 2, 22)
+from unscene3d.protocols import Protocol
+
 MIN_REGION_SIZE = 100
 # IoU thresholds of the benchmark: 0.50:0.95:0.05 (exactly as np.arange gives them) for AP, then 0.25.
 AP_THRESHOLDS: tuple[float, ...] = tuple(np.arange(0.5, 0.95, 0.05).tolist())
@@ -39,32 +37,6 @@ ALL_THRESHOLDS: tuple[float, ...] = AP_THRESHOLDS + (AP25_THRESHOLD,)
 
 # Predictions counted at once, to bound the memory of the per-vertex index arrays.
 _MASK_CHUNK = 256
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Which ground-truth instances count: those whose label is in ``classes``, or, when ``classes`` is
-    None, every instance whose label is not in ``excluded``. Vertices of the others are void."""
-
-    name: str
-    classes: tuple[int, ...] | None
-    excluded: tuple[int, ...] = ()
-
-    def counts(self, labels: np.ndarray) -> np.ndarray:
-        """Per label: whether an instance with that label counts."""
-        if self.classes is not None:
-            return np.isin(labels, self.classes)
-        return ~np.isin(labels, self.excluded)
-
-
-PROTOCOLS: dict[str, Protocol] = {
-    protocol.name: protocol
-    for protocol in (
-        Protocol("scannet", SCANNET_BENCHMARK_CLASS_IDS),
-        Protocol("class-agnostic", None, STRUCTURE_CLASS_IDS),
-        Protocol("all", None),
-    )
-}
 
 
 @dataclass(frozen=True)

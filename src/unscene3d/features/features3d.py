@@ -17,9 +17,9 @@ import torch
 from unscene3d.errors import InputError
 from unscene3d.io.atomic import atomic_output
 from unscene3d.model.backbone import BackboneConfig, Res16UNet, sparse_input
+from unscene3d.model.checkpoint import load_checkpoint, load_model_state
 from unscene3d.model.sparse_backend import resolve_device
 from unscene3d.scene import Scene
-from unscene3d.train.checkpoint import load_checkpoint, load_model_state
 from unscene3d.voxelize import coarse_voxel_index, scene_point_features, voxelize
 
 log = logging.getLogger(__name__)

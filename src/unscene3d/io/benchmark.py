@@ -28,6 +28,8 @@ MASK_FOLDER = "pred_mask"
 SCANNET_RESULT_FILE = "semantic_instance_evaluation.txt"
 
 _NEWLINE = ord("\n")
+# Output names add up to ~45 bytes to a scene name (".<scene>_instances.ply.unscene3d-<pid>-<random>.tmp").
+MAX_SCENE_NAME_BYTES = 200
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -36,18 +38,23 @@ def _read_bytes(path: Path, what: str) -> bytes:
     return path.read_bytes()
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def _parse_int_lines(data: bytes, path: Path) -> np.ndarray:
     """Parse one integer per line (a final newline is optional); name the first bad line."""
     lines = data.splitlines()
     try:
         return np.array([int(line) for line in lines], dtype=np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         for number, line in enumerate(lines, start=1):
+            text = line[:40].decode("utf-8", errors="replace")
             try:
-                int(line)
+                value = int(line)
             except ValueError:
-                text = line[:40].decode("utf-8", errors="replace")
                 raise InputError(path, f"line {number} is not an integer: {text!r}") from None
+            if not _INT64.min <= value <= _INT64.max:
+                raise InputError(path, f"line {number}: integer {text!r} is out of range (64-bit)")
         raise  # unreachable: some line failed above
 
 
@@ -85,10 +92,10 @@ def _mask_bytes(mask: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def _read_mask(path: Path, num_vertices: int) -> np.ndarray:
+def _read_mask(path: Path, num_vertices: int | None) -> np.ndarray:
     data = _read_bytes(path, "mask file")
     # Fast path for the usual "0\n"/"1\n" layout; anything else goes through the general parser.
-    if len(data) == 2 * num_vertices:
+    if len(data) % 2 == 0 and (num_vertices is None or len(data) == 2 * num_vertices):
         raw = np.frombuffer(data, dtype=np.uint8)
         digits = raw[0::2]
         if np.all(raw[1::2] == _NEWLINE) and np.all((digits == ord("0")) | (digits == ord("1"))):
@@ -98,10 +105,47 @@ def _read_mask(path: Path, num_vertices: int) -> np.ndarray:
     return values != 0
 
 
+def _stack_masks(paths: list[Path], masks: list[np.ndarray]) -> np.ndarray:
+    """(K, N) masks of one scene; N is the length most masks have, and a mask of another length is named."""
+    if not masks:
+        return np.zeros((0, 0), dtype=bool)
+    lengths = np.array([len(mask) for mask in masks])
+    values, counts = np.unique(lengths, return_counts=True)
+    common = int(values[counts.argmax()])
+    odd = np.flatnonzero(lengths != common)
+    if odd.size:
+        first = int(odd[0])
+        raise InputError(paths[first], f"has {lengths[first]} lines, but the scene's other masks have {common} "
+                                       "(one per mesh vertex)")
+    return np.stack(masks)
+
+
+def scene_name_problem(scene_name: str) -> str | None:
+    """Why ``scene_name`` cannot name benchmark files, or None when it can.
+
+    The benchmark splits listing lines on spaces, names mask files after the scene, and listings are
+    UTF-8 text; a leading dot would hide the files (and is how temp files are named).
+    """
+    if not scene_name:
+        return "the scene name is empty"
+    if re.search(r"[\s/\\]", scene_name):
+        return f"scene name {scene_name!r} holds a space or path separator"
+    if scene_name.startswith("."):
+        return f"scene name {scene_name!r} starts with a dot"
+    try:
+        size = len(scene_name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "scene name is not valid UTF-8"
+    if size > MAX_SCENE_NAME_BYTES:
+        return (f"scene name is {size} bytes long; file names built from it (and their temp files) would pass "
+                f"the file system's 255-byte limit (keep it within {MAX_SCENE_NAME_BYTES})")
+    return None
+
+
 def _check_scene_name(scene_name: str) -> None:
-    # The benchmark splits lines on spaces and names mask files after the scene.
-    if not scene_name or re.search(r"[\s/\\]", scene_name) or scene_name.startswith("."):
-        raise ValueError(f"scene name {scene_name!r} must be non-empty, without spaces or path separators")
+    problem = scene_name_problem(scene_name)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _mask_file_pattern(scene_name: str) -> re.Pattern[str]:
@@ -174,21 +218,15 @@ def _parse_listing_line(listing: Path, number: int, line: str, pred_dir: Path) -
     try:
         label = int(float(label_text))  # the benchmark accepts "5" and "5.0"
         score = float(score_text)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an infinite label
         raise InputError(listing, f"{where}: label id {label_text!r} or score {score_text!r} is not a number") from None
     if not math.isfinite(score):
         raise InputError(listing, f"{where}: score {score_text!r} is not finite")
     return mask_path, label, score
 
 
-def read_predictions(
-    pred_dir: str | Path, scene_name: str, num_vertices: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read one scene's benchmark predictions.
-
-    Returns masks (K, N) bool, labels (K,) int64 and scores (K,) float64, in the listing's order.
-    """
-    pred_dir = Path(pred_dir)
+def _read_listing(pred_dir: Path, scene_name: str) -> list[tuple[Path, int, float]]:
+    """(mask path, label, score) of each line of ``<pred_dir>/<scene>.txt``."""
     listing = pred_dir / f"{scene_name}.txt"
     text = _read_bytes(listing, "prediction file").decode("utf-8", errors="replace")
     entries = [
@@ -201,10 +239,32 @@ def read_predictions(
         if mask_path in seen:
             raise InputError(listing, f"lists mask {mask_path} twice")
         seen.add(mask_path)
+    return entries
 
-    masks = np.zeros((len(entries), num_vertices), dtype=bool)
-    for row, (mask_path, _, _) in enumerate(entries):
-        masks[row] = _read_mask(mask_path, num_vertices)
+
+def read_prediction_mask_paths(pred_dir: str | Path, scene_name: str) -> list[Path]:
+    """The mask files one scene's listing names, in its order."""
+    return [mask_path for mask_path, _, _ in _read_listing(Path(pred_dir), scene_name)]
+
+
+def read_predictions(
+    pred_dir: str | Path, scene_name: str, num_vertices: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one scene's benchmark predictions.
+
+    Returns masks (K, N) bool, labels (K,) int64 and scores (K,) float64, in the listing's order.
+    With ``num_vertices=None`` N is taken from the mask files, which must agree (N = 0 without masks).
+    """
+    pred_dir = Path(pred_dir)
+    entries = _read_listing(pred_dir, scene_name)
+
+    if num_vertices is None:
+        paths = [mask_path for mask_path, _, _ in entries]
+        masks = _stack_masks(paths, [_read_mask(mask_path, None) for mask_path in paths])
+    else:
+        masks = np.zeros((len(entries), num_vertices), dtype=bool)
+        for row, (mask_path, _, _) in enumerate(entries):
+            masks[row] = _read_mask(mask_path, num_vertices)
     labels = np.array([label for _, label, _ in entries], dtype=np.int64)
     scores = np.array([score for _, _, score in entries], dtype=np.float64)
     return masks, labels, scores
@@ -215,8 +275,10 @@ def is_listing(path: str | Path) -> bool:
     not a per-vertex file (ground truth, `predict`'s ``<scene>_instances.txt``: one integer per line)."""
     with open(path, "rb") as handle:
         for line in handle:
-            if line.strip():
-                return len(line.split()) == 3
+            fields = line.split()
+            if fields:
+                # Anything but one integer is meant as a listing, so a malformed one is reported, not skipped.
+                return not (len(fields) == 1 and fields[0].lstrip(b"-").isdigit())
     return True
 
 
@@ -231,3 +293,11 @@ def list_prediction_scenes(pred_dir: str | Path) -> list[str]:
         if path.is_file() and not path.name.startswith(".") and path.name != SCANNET_RESULT_FILE
         and is_listing(path)
     )
+
+
+def list_gt_scenes(gt_dir: str | Path) -> list[str]:
+    """Names of the scenes with a ground-truth file ``<scene>.txt`` in ``gt_dir`` (sorted)."""
+    gt_dir = Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, "ground-truth folder not found")
+    return sorted(path.stem for path in gt_dir.glob("*.txt") if path.is_file() and not path.name.startswith("."))

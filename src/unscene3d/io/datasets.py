@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from unscene3d.errors import InputError
 from unscene3d.io.pointclouds import RawScan, colour_rows, float_rows
@@ -82,6 +81,8 @@ def read_s3dis_room(folder: Path) -> RawScan:
     if room_file is None:
         raise InputError(folder, "not an S3DIS room folder (<room>.txt and Annotations/)")
     room = _read_xyzrgb(room_file)
+    from scipy.spatial import cKDTree  # on use: scipy adds a fifth of a second to every command's start-up
+
     gt = np.zeros(len(room), dtype=np.int64)
     tree = cKDTree(room[:, :3])
     counters: dict[int, int] = {}

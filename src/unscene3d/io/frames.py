@@ -19,7 +19,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from unscene3d.errors import InputError
 from unscene3d.scene import Frame
@@ -27,35 +26,6 @@ from unscene3d.scene import Frame
 logger = logging.getLogger(__name__)
 
 _COLOR_SUFFIXES = (".jpg", ".jpeg", ".png")
-# ScanNet stores depth as uint16 millimetres.
-DEPTH_UNITS_PER_METRE = 1000.0
-
-
-def _open_image(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise InputError(path, "no such image file")
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(path, f"cannot read image ({error})") from None
-    return image
-
-
-def read_color_image(path: str | Path) -> np.ndarray:
-    """Read a colour image as (H, W, 3) uint8 RGB (grey or RGBA images are converted)."""
-    image = _open_image(Path(path))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def read_depth_image(path: str | Path, units_per_metre: float = DEPTH_UNITS_PER_METRE) -> np.ndarray:
-    """Read a 16-bit depth PNG as (H, W) float32 metres; 0 stays 0 (= unknown)."""
-    path = Path(path)
-    image = _open_image(path)
-    if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
-        raise InputError(path, f"expected a 16-bit single-channel depth image, got mode {image.mode!r}")
-    depth = np.asarray(image)
-    return (depth.astype(np.float32) / np.float32(units_per_metre)).astype(np.float32)
 
 
 def read_matrix(path: str | Path, shape: tuple[int, ...], *, allow_nonfinite: bool = False) -> np.ndarray:
@@ -98,7 +68,11 @@ def read_intrinsic(path: str | Path) -> np.ndarray:
         raise InputError(path, "no such file (camera intrinsics)")
     count = len(path.read_text(encoding="utf-8", errors="replace").split())
     shape = (3, 3) if count == 9 else (4, 4)
-    return read_matrix(path, shape)[:3, :3]
+    matrix = read_matrix(path, shape)[:3, :3]
+    if not (matrix[0, 0] > 0 and matrix[1, 1] > 0):
+        # A zero focal length would project every point to infinity: features from nowhere, no error.
+        raise InputError(path, f"focal lengths must be positive, got fx={matrix[0, 0]:g}, fy={matrix[1, 1]:g}")
+    return matrix
 
 
 def read_exported_frames(folder: str | Path) -> list[Frame]:

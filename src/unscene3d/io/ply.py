@@ -125,18 +125,19 @@ def read_ply(path: str | Path) -> PlyMesh:
     wanted = {"vertex"} | ({"face"} if "face" in elements else set())
     columns: dict[str, dict[str, np.ndarray | _ListValues]] = {}
     if header.byte_order is None:
-        tokens = _ascii_tokens(path, data[header.body_offset :])
-        position = 0
-        for element in header.elements:
-            if not wanted - columns.keys():
-                break
-            columns[element.name], position = _read_ascii_element(path, tokens, position, element)
+        columns = _read_ascii_body(path, header, data[header.body_offset :], wanted)
     else:
         offset = header.body_offset
         for element in header.elements:
             if not wanted - columns.keys():
                 break
             columns[element.name], offset = _read_binary_element(path, data, offset, element, header.byte_order)
+        leftover = len(data[offset:].rstrip(b"\r\n\t \0"))
+        # Data beyond the last element means the header's counts are wrong (e.g. fewer vertices declared
+        # than written), so what was parsed is misaligned.
+        if len(columns) == len(header.elements) and leftover > 0:
+            raise InputError(path, f"the data holds {leftover} bytes more than the header declares "
+                                   f"({_element_counts(header)}): the header's element counts are wrong")
 
     mesh = _vertex_attributes(path, columns["vertex"])
     if face_list is not None:
@@ -150,6 +151,36 @@ def read_ply(path: str | Path) -> PlyMesh:
             f"{int(bad.sum())} of {len(mesh.vertices)} vertices have NaN or infinite coordinates (first: vertex {first})",
         )
     return mesh
+
+
+def _element_counts(header: _Header) -> str:
+    return ", ".join(f"{element.count} {element.name}" for element in header.elements)
+
+
+def _read_ascii_body(
+    path: Path, header: _Header, body: bytes, wanted: set[str]
+) -> dict[str, dict[str, np.ndarray | _ListValues]]:
+    columns: dict[str, dict[str, np.ndarray | _ListValues]] = {}
+    try:
+        tokens = _ascii_tokens(path, body)
+        position = 0
+        for element in header.elements:
+            if not wanted - columns.keys():
+                break
+            columns[element.name], position = _read_ascii_element(path, tokens, position, element)
+        if len(columns) == len(header.elements) and position < len(tokens):
+            raise InputError(path, f"the data holds {len(tokens) - position} values more than the header declares")
+    except InputError:
+        # ASCII PLY holds one record per line: a line count other than the header's explains any parse
+        # error better than the misaligned value it led to.
+        declared = sum(element.count for element in header.elements)
+        lines = sum(1 for line in body.splitlines() if line.strip())
+        if lines != declared:
+            raise InputError(path, f"the data has {lines} lines but the header declares {declared} records "
+                                   f"({_element_counts(header)}): the file is truncated or its counts are wrong"
+                             ) from None
+        raise
+    return columns
 
 
 def _parse_header(path: Path, data: bytes) -> _Header:
@@ -258,7 +289,7 @@ def _read_fixed_records(
         raise InputError(
             path,
             f"truncated PLY data: element {element.name!r} declares {element.count} records "
-            f"but the file holds only {available}",
+            f"but the file holds only {available} (the file is cut short, or the header's counts are wrong)",
         )
     table = np.frombuffer(data, dtype=record, count=element.count, offset=offset)
     return {p.name: table[p.name].astype(p.dtype) for p in element.properties}
@@ -320,7 +351,7 @@ def _parse_binary_records(
         raise InputError(
             path,
             f"truncated PLY data: element {element.name!r} declares {element.count} records "
-            f"but the file holds only {record}",
+            f"but the file holds only {record} (the file is cut short, or the header's counts are wrong)",
         ) from None
     columns: dict[str, np.ndarray | _ListValues] = {}
     for prop in element.properties:
@@ -377,11 +408,13 @@ def _read_ascii_element(
                 if not np.all(table[:, column] == size):
                     fixed = False
                     break
-                values = table[:, column + 1 : column + 1 + size].astype(prop.dtype).reshape(-1)
-                columns[prop.name] = _ListValues(np.full(element.count, size, dtype=np.int64), values)
+                sizes = np.full(element.count, size, dtype=np.int64)
+                items = table[:, column + 1 : column + 1 + size].reshape(-1)
+                values = _ascii_values(path, element, prop, items, sizes)
+                columns[prop.name] = _ListValues(sizes, values)
                 column += 1 + size
             else:
-                columns[prop.name] = table[:, column].astype(prop.dtype)
+                columns[prop.name] = _ascii_values(path, element, prop, table[:, column])
                 column += 1
         if fixed:
             return columns, end
@@ -407,10 +440,34 @@ def _read_ascii_element(
     for prop in element.properties:
         if prop.is_list:
             values = np.concatenate(items[prop.name]) if items[prop.name] else np.zeros(0)
-            columns[prop.name] = _ListValues(np.asarray(counts[prop.name], dtype=np.int64), values.astype(prop.dtype))
+            sizes = np.asarray(counts[prop.name], dtype=np.int64)
+            columns[prop.name] = _ListValues(sizes, _ascii_values(path, element, prop, values, sizes))
         else:
-            columns[prop.name] = np.asarray(scalars[prop.name]).astype(prop.dtype)
+            columns[prop.name] = _ascii_values(path, element, prop, np.asarray(scalars[prop.name]))
     return columns, position
+
+
+def _ascii_values(
+    path: Path, element: _Element, prop: _Property, values: np.ndarray, counts: np.ndarray | None = None
+) -> np.ndarray:
+    """ASCII numbers as the property's type; integer types must get whole numbers within their range
+    (a cast would silently truncate 1.5 or wrap 300 into a uchar). ``counts``: list sizes per record."""
+    dtype = np.dtype(prop.dtype)
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):  # 1e39 as float32 is inf, which the coordinate check reports
+            return values.astype(dtype)
+    info = np.iinfo(dtype)
+    bad = ~np.isfinite(values) | (values != np.floor(values)) | (values < info.min) | (values > info.max)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        record = first if counts is None else int(np.searchsorted(np.cumsum(counts), first, side="right"))
+        type_name = next(name for name, code in _TYPES.items() if code == prop.dtype)
+        raise InputError(
+            path,
+            f"element {element.name!r} record {record}: {prop.name!r} value {values[first]:g} is not a whole "
+            f"number in {info.min}..{info.max} (its type is {type_name})",
+        )
+    return values.astype(dtype)
 
 
 def _list_count(path: Path, element: _Element, record: int, prop: _Property, token: float) -> int:
@@ -432,13 +489,19 @@ def _vertex_attributes(path: Path, columns: dict[str, np.ndarray | _ListValues])
     colors = None
     for names in _COLOR_NAMES:
         if all(name in columns for name in names):
-            colors = np.stack([color_to_uint8(columns[name]) for name in names], axis=1)
+            colors = colors_to_uint8(path, [columns[name] for name in names])
             used.update(names)
             break
     normals = None
     if all(name in columns for name in _NORMAL_NAMES):
         normals = np.stack([np.asarray(columns[name], dtype=np.float32) for name in _NORMAL_NAMES], axis=1)
         used.update(_NORMAL_NAMES)
+        bad = int((~np.isfinite(normals).all(axis=1)).sum())
+        if bad:
+            # Used as they are, NaN normals poison every weight and feature they touch.
+            logger.warning("%s: %d of %d vertex normals are NaN or infinite; ignoring the file's normals "
+                           "(they are computed from the faces where needed)", path, bad, len(normals))
+            normals = None
     others: dict[str, np.ndarray] = {}
     for name, values in columns.items():
         if name in used:
@@ -453,28 +516,37 @@ def _vertex_attributes(path: Path, columns: dict[str, np.ndarray | _ListValues])
     return PlyMesh(vertices, np.zeros((0, 3), np.int64), colors, normals, others)
 
 
-def color_to_uint8(channel: np.ndarray) -> np.ndarray:
-    """One colour channel as uint8.
+def colors_to_uint8(path: Path, channels: list[np.ndarray]) -> np.ndarray:
+    """Red, green and blue channels as (N, 3) uint8 (``path`` names the file in the warning).
 
     8-bit channels pass through; 16-bit ones are scaled from 0..65535; other integer types are taken
     as 0..255 values stored in a wider type; float channels are taken as 0..1 unless any value exceeds
-    1, in which case they are taken as 0..255 (both conventions occur in the wild).
+    1, in which case they are taken as 0..255 (both conventions occur in the wild). Values outside the
+    range (or NaN) are clipped, with a warning.
     """
-    if channel.dtype == np.uint8:
-        return channel
-    if channel.dtype.kind in "iu":
-        if channel.dtype.itemsize == 2:
-            return np.round(channel.astype(np.float64) / 257.0).clip(0, 255).astype(np.uint8)
-        return channel.clip(0, 255).astype(np.uint8)
-    values = channel.astype(np.float64)
-    if values.size and np.nanmax(values) <= 1.0:
-        values = values * 255.0
-    return np.round(np.nan_to_num(values)).clip(0, 255).astype(np.uint8)
+    dtype = channels[0].dtype
+    values = np.stack([np.asarray(channel, dtype=np.float64) for channel in channels], axis=1)
+    if dtype == np.uint8:
+        return values.astype(np.uint8)
+    if dtype.kind in "iu" and dtype.itemsize == 2:
+        values = np.round(values / 257.0)
+    elif dtype.kind == "f":
+        if values.size and np.nanmax(values) <= 1.0:
+            values = values * 255.0
+        values = np.round(values)
+    outside = int((~((values >= 0) & (values <= 255))).sum())
+    if outside:
+        logger.warning("%s: %d colour values lie outside 0..255 (or are NaN); clipped to that range", path, outside)
+    return np.nan_to_num(values).clip(0, 255).astype(np.uint8)
 
 
 def _triangulate(path: Path, polygons: _ListValues, num_vertices: int) -> np.ndarray:
     """Fan-triangulate polygons: (v0, v_j, v_j+1) for j = 1 .. n-2; polygons under 3 vertices are dropped."""
     counts, indices = polygons
+    if indices.dtype.kind == "f":
+        whole = np.isfinite(indices) & (indices == np.floor(indices))
+        if not whole.all():
+            raise InputError(path, f"face vertex index {indices[~whole][0]:g} is not a whole number")
     indices = indices.astype(np.int64, copy=False)
     if len(indices):
         bad = (indices < 0) | (indices >= num_vertices)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.errors import InputError
-from unscene3d.io.ply import color_to_uint8
+from unscene3d.io.ply import colors_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ def _pcd_body(path: Path, body: bytes, dtype: np.dtype, points: int, encoding: s
         rows = [row for row in rows if row.strip()]
         if len(rows) != points:
             raise InputError(path, f"PCD body has {len(rows)} rows, the header promises {points} (truncated?)")
+        if not rows:
+            return np.empty(0, dtype)  # no points: the scan loader says so
         try:
             table = np.array([row.split() for row in rows], dtype=np.float64)
         except ValueError:
@@ -215,13 +217,25 @@ def read_pcd(path: str | Path) -> RawScan:
     ignored = names - {"x", "y", "z", "rgb", "rgba", "normal_x", "normal_y", "normal_z", "label"}
     if ignored:
         log.debug("%s: ignoring PCD fields %s", path, " ".join(sorted(ignored)))
-    viewpoint = [float(v) for v in header.get("VIEWPOINT", [])[:3]]
+    viewpoint = _pcd_viewpoint(path, header.get("VIEWPOINT", []))
     if height > 1:
         scan.sensor = np.array(viewpoint if len(viewpoint) == 3 else [0.0, 0.0, 0.0])
         scan.up, scan.up_reason = "-y", "an organized PCD is a depth camera's frame (camera coordinates, y down)"
     elif len(viewpoint) == 3 and any(viewpoint):
         scan.sensor = np.array(viewpoint)
     return scan
+
+
+def _pcd_viewpoint(path: Path, values: list[str]) -> list[float]:
+    """The VIEWPOINT's position (its first three numbers), which orients an organized cloud's normals."""
+    try:
+        position = [float(value) for value in values[:3]]
+    except ValueError:
+        position = [float("nan")]
+    if not np.isfinite(position).all():
+        raise InputError(path, f"malformed PCD header: VIEWPOINT {' '.join(values)} does not start with a position "
+                               "(three finite numbers)")
+    return position
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -335,7 +349,7 @@ def float_rows(path: Path, values: np.ndarray, count: int, what: str) -> np.ndar
 
 def colour_rows(path: Path, values: np.ndarray, count: int) -> np.ndarray:
     values = float_rows(path, values, count, "colours").astype(np.float64)
-    return np.stack([color_to_uint8(values[:, channel]) for channel in range(3)], axis=1)
+    return colors_to_uint8(path, [values[:, channel] for channel in range(3)])
 
 
 def _one_line(error: BaseException) -> str:

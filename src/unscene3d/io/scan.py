@@ -9,13 +9,15 @@ remembered (``Scene.input_index``), so outputs are written back per input point,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from unscene3d.errors import InputError
-from unscene3d.io.benchmark import read_gt_txt
+from unscene3d.errors import InputError, about, display_path
+from unscene3d.io.benchmark import read_gt_txt, scene_name_problem
 from unscene3d.io.datasets import (
     is_pointcept_folder,
     read_pointcept_folder,
@@ -47,6 +49,10 @@ _TO_Z_UP = {
 }
 # A scan wider than this many units is probably not in metres (an indoor room is 3-30 m).
 _LARGE_EXTENT = 500.0
+# Every stage computes in float32 (the Segmentator's arithmetic, the networks) and on centimetre voxel
+# grids; beyond this magnitude products of coordinates overflow float32 and voxel indices stop fitting.
+# It leaves room for any scan in metres or millimetres.
+MAX_COORDINATE = 1e6
 
 
 def load_scan(
@@ -57,11 +63,12 @@ def load_scan(
     load_frames: bool = True,
     up: str | None = None,
     scale: float | None = None,
+    load_gt: bool = False,
 ) -> Scene:
     """Load a scan (mesh or point cloud) from a file or a scan folder.
 
-    - A folder holding ``*_vh_clean_2.ply`` is read as a ScanNet scene (frames and ground truth included when
-      present; see :func:`unscene3d.io.scannet.load_scannet_scene`).
+    - A folder holding ``*_vh_clean_2.ply`` is read as a ScanNet scene (frames, and with ``load_gt`` ground
+      truth, when present; see :func:`unscene3d.io.scannet.load_scannet_scene`).
     - A folder with ``coord.npy`` is a Pointcept scene, one with ``<name>.txt`` and ``Annotations/`` an S3DIS
       room (:mod:`unscene3d.io.datasets`); their annotations become ground truth.
     - Any other folder must hold exactly one scan file, which is read as below.
@@ -71,11 +78,14 @@ def load_scan(
 
     ``up`` (``z``, ``y`` or ``-y``) names the scan's up axis, which is turned to +z; by default the format's own
     convention, else z. ``scale`` multiplies coordinates into metres (default 1). What was assumed is logged.
-    ``gt_path`` (a benchmark ground-truth txt, one value per input point) replaces any ground truth found.
+    A ScanNet folder's own ground truth is read only with ``load_gt`` (the stages do not use it, and should
+    not fail on it); ``gt_path`` (a benchmark ground-truth txt, one value per input point) gives ground
+    truth for any scan. Annotations inside a point-cloud file or dataset folder are read with it.
 
     Raises:
-        InputError: the path is missing or unsupported, a file is malformed, or a point cloud holds fewer
-            than two distinct points with coordinates.
+        InputError: the path is missing or unsupported, a file is malformed, the scan has no vertices, a
+            coordinate lies beyond :data:`MAX_COORDINATE`, or a point cloud holds fewer than two distinct
+            points with coordinates.
     """
     path = Path(path)
     if up is not None and up not in UP_AXES:
@@ -84,20 +94,37 @@ def load_scan(
         raise InputError(None, f"scale must be a positive number, got {scale}")
     kind, target = _resolve(path)
     if kind == "scannet":
-        scene = load_scannet_scene(path, axis_align=axis_align, load_frames=load_frames, load_gt=gt_path is None)
+        scene = load_scannet_scene(
+            path, axis_align=axis_align, load_frames=load_frames, load_gt=load_gt and gt_path is None
+        )
         if up is not None or scale is not None:
             scene = _reframe(scene, up or "z", scale or 1.0)
     else:
         scene = _scene_from_raw(_read_raw(kind, target, axis_align), _scene_name(kind, target), target, up, scale)
+    _check_geometry(target, scene)
     if gt_path is not None:
         gt = read_gt_txt(gt_path, scene.input_size)
         scene.gt = gt if scene.input_index is None else gt[scene.input_index]
     return scene
 
 
+def _check_geometry(source: Path, scene: Scene) -> None:
+    if scene.num_vertices == 0:
+        raise InputError(source, "the scan has no vertices")
+    largest = np.abs(scene.vertices).max(axis=0)
+    if largest.max() > MAX_COORDINATE:
+        axis = int(largest.argmax())
+        raise InputError(
+            source,
+            f"|{'xyz'[axis]}| reaches {largest[axis]:.3g}, beyond the supported {MAX_COORDINATE:.0e} (stages compute "
+            "in float32 on centimetre voxels): an outlier vertex, or units far too small?",
+        )
+
+
 def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
     """The scans a user's arguments name: a scan file or scan folder is one scan; any other folder
-    contributes its scan files (:data:`SCAN_SUFFIXES`) and scan sub-folders, sorted.
+    contributes its scan files (:data:`SCAN_SUFFIXES`) and scan sub-folders, sorted. A scan named twice
+    (e.g. by its folder and by itself) counts once.
 
     Raises:
         InputError: a path is missing, or a folder holds no scans.
@@ -117,12 +144,88 @@ def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
         if not children:
             raise InputError(path, "no scans found (expected scan files or scan folders)")
         found.extend(children)
-    return found
+    unique: dict[str, Path] = {}
+    for path in found:
+        # One scan file, one scan; links are not followed: two scene folders may link to one mesh.
+        unique.setdefault(os.path.abspath(_resolve(path)[1]), path)
+    return list(unique.values())
 
 
 def scan_name(path: str | Path) -> str:
     """The scene name :func:`load_scan` gives this scan, found without reading the scan."""
     return _scene_name(*_resolve(Path(path)))
+
+
+def mesh_file(path: str | Path) -> Path:
+    """The file (or dataset folder) :func:`load_scan` reads for this scan."""
+    return _resolve(Path(path))[1]
+
+
+def scan_names(paths: Sequence[Path]) -> list[str]:
+    """The scene names of scans whose outputs are named after them, found without reading the scans.
+
+    Raises:
+        InputError: a name cannot name output files (see :func:`scene_name_problem`), or two scans
+            share a name (their outputs would overwrite each other).
+    """
+    names = [scan_name(path) for path in paths]
+    for path, name in zip(paths, names):
+        problem = scene_name_problem(name)
+        if problem is not None:
+            raise InputError(path, f"{problem}; rename the file (outputs are named after the scene)")
+    check_distinct(paths, names, lambda name, other: f"has the scene name {name!r} of {display_path(other)} too; "
+                                                     "their outputs would overwrite each other")
+    return names
+
+
+def check_distinct(scans: Sequence[Path], keys: Sequence[Hashable], clash: Callable[[Any, Path], str]) -> None:
+    """Raise for the first scan whose key (e.g. an output file) an earlier scan has too.
+
+    ``clash(key, earlier_scan)`` words the problem.
+    """
+    first_with: dict[Hashable, Path] = {}
+    for scan, key in zip(scans, keys):
+        if key in first_with:
+            raise InputError(scan, clash(key, first_with[key]))
+        first_with[key] = scan
+
+
+class CheckedScans:
+    """Scans read and validated up front, before any compute, then handed out one by one.
+
+    ``check(scene)`` adds a stage's own requirement (e.g. colours); its errors are blamed on the scan.
+    Up to ``keep_vertices`` vertices of scans stay in memory from the check; scans beyond that are read
+    again when their turn comes, so a long list of scans does not have to fit in memory.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        check: Callable[[Scene], None] | None = None,
+        keep_vertices: int = 5_000_000,
+        **load_options: Any,
+    ) -> None:
+        self.paths = list(paths)
+        self._load_options = load_options
+        self._kept: dict[int, Scene] = {}
+        total = 0
+        for index, path in enumerate(self.paths):
+            scene = load_scan(path, **load_options)
+            if check is not None:
+                with about(path):
+                    check(scene)
+            total += scene.num_vertices
+            if total <= keep_vertices:
+                self._kept[index] = scene
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[Scene]:
+        for index, path in enumerate(self.paths):
+            scene = self._kept.pop(index, None)
+            yield scene if scene is not None else load_scan(path, **self._load_options)
 
 
 def _is_scan(path: Path) -> bool:
@@ -194,9 +297,9 @@ def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale
     is_cloud = len(raw.faces) == 0
     if not is_cloud and not keep.all():
         raise InputError(source, f"{int((~keep).sum())} mesh vertices have NaN or infinite coordinates")
-    if is_cloud:
-        if count and not keep.any():
-            raise InputError(source, f"none of the {count} points has coordinates (all NaN)")
+    if is_cloud and count:  # an empty scan is reported by _check_geometry
+        if not keep.any():
+            raise InputError(source, f"none of the {count} points has coordinates (all NaN or infinite)")
         check_cloud(raw.points[keep], source)
 
     def kept(values: np.ndarray | None) -> np.ndarray | None:

@@ -125,10 +125,23 @@ def spconv_module() -> ModuleType:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to run on: ``device`` when given, else CUDA when available, else CPU."""
+    """The device to run on: ``device`` when given, else CUDA when available, else CPU.
+
+    Raises:
+        InputError: ``device`` is not a device name (``cpu``, ``cuda``, ``cuda:1``), or names a GPU this
+            machine does not have.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(None, f"device {device!r} requested but CUDA is not available on this machine")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(None, f"--device {device!r} is not a device: use cpu, cuda or cuda:N") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise InputError(None, f"--device {device!r}: only cpu and cuda devices are supported")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(None, f"--device {device!r} requested but CUDA is not available on this machine")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InputError(None, f"--device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     return resolved

@@ -30,15 +30,15 @@ from unscene3d.model.backbone import (
     build_backbone,
     sparse_input,
 )
-from unscene3d.progress import format_duration
-from unscene3d.scene import Scene
-from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
-from unscene3d.train.checkpoint import (
+from unscene3d.model.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     load_model_state,
     save_checkpoint,
 )
+from unscene3d.progress import format_duration
+from unscene3d.scene import Scene
+from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
 from unscene3d.train.contrastive import csc_info_nce, info_nce, sample_matches
 from unscene3d.train.csvlog import append_log, prepare_log
 from unscene3d.train.distributed import (

@@ -3,7 +3,7 @@
 Run folder layout::
 
     RUN_DIR/config.json                 the run's SelfTrainConfig (a re-run must match it)
-    RUN_DIR/round_1/checkpoints/...     safetensors checkpoints (see unscene3d.train.checkpoint)
+    RUN_DIR/round_1/checkpoints/...     safetensors checkpoints (see unscene3d.model.checkpoint)
     RUN_DIR/round_1/checkpoint          link to the round's latest checkpoint
     RUN_DIR/round_1/log.csv             one row per step
     RUN_DIR/round_1/done.json           written last: the round is finished (a re-run skips it)
@@ -48,6 +48,12 @@ from unscene3d.errors import InputError
 from unscene3d.io.atomic import atomic_output, atomic_write_text
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.backbone import BackboneConfig
+from unscene3d.model.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.losses import LossConfig, set_criterion
 from unscene3d.model.mask3d import Mask3D, Mask3DConfig, build_mask3d, predict_scene
@@ -61,12 +67,6 @@ from unscene3d.model.segment_model import (
 )
 from unscene3d.progress import format_duration
 from unscene3d.train.augment import AugmentConfig
-from unscene3d.train.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    load_model_state,
-    save_checkpoint,
-)
 from unscene3d.train.csvlog import append_log, prepare_log
 from unscene3d.train.densify import DensifyConfig, densify_scan
 from unscene3d.train.distributed import (

@@ -130,12 +130,18 @@ def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig | Seg
 
 
 def load_training_scans(
-    pseudo_dir: str | Path, scan_paths: Sequence[str | Path], config: Mask3DConfig | SegmentModelConfig
+    pseudo_dir: str | Path,
+    scan_paths: Sequence[str | Path],
+    config: Mask3DConfig | SegmentModelConfig,
+    *,
+    load_gt: bool = False,
 ) -> list[SelfTrainScan]:
-    """Load every pseudo-mask file of ``pseudo_dir`` with its scan (see :func:`pair_scans`)."""
+    """Load every pseudo-mask file of ``pseudo_dir`` with its scan (see :func:`pair_scans`); ``load_gt`` also
+    reads a ScanNet folder's own ground truth (for evaluation; training does not use it)."""
     from unscene3d.io.scan import load_scan
 
-    return [make_training_scan(load_scan(scan, load_frames=False), npz, config) for npz, scan in pair_scans(pseudo_dir, scan_paths)]
+    return [make_training_scan(load_scan(scan, load_frames=False, load_gt=load_gt), npz, config)
+            for npz, scan in pair_scans(pseudo_dir, scan_paths)]
 
 
 @dataclass

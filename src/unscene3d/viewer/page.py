@@ -90,10 +90,12 @@ def write_page(
 
 
 def _scene_view(inputs: Inputs, name: str, gt_dir: str | Path | None, protocol: str, max_points: int) -> SceneView:
-    scene = load_scan(inputs.scan_for(name), load_frames=False)
-    scene.name = name  # a scan found by a pseudo-mask file's record may be named otherwise
     gt_path = Path(gt_dir) / f"{name}.txt" if gt_dir is not None else None
-    if gt_path is not None and gt_path.is_file():
+    given_gt = gt_path is not None and gt_path.is_file()
+    # The scan's own ground truth (a ScanNet folder's) is shown unless --gt gives it.
+    scene = load_scan(inputs.scan_for(name), load_frames=False, load_gt=not given_gt)
+    scene.name = name  # a scan found by a pseudo-mask file's record may be named otherwise
+    if given_gt:
         scene.gt = read_gt_txt(gt_path, scene.num_vertices)
     elif scene.gt is None and name in inputs.gt_files:
         scene.gt = read_gt_txt(inputs.gt_files[name], scene.num_vertices)

@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from unscene3d.errors import InputError
-from unscene3d.io.atomic import atomic_output, atomic_write_text
+from unscene3d.io.atomic import atomic_output, atomic_symlink, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,7 @@ def save_checkpoint(
 
 
 def _point_latest(run_dir: Path, folder: Path) -> None:
-    link = run_dir / LATEST_LINK
-    tmp = run_dir / f".{LATEST_LINK}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(folder, run_dir), tmp)
-    os.replace(tmp, link)
+    atomic_symlink(run_dir / LATEST_LINK, os.path.relpath(folder, run_dir))
 
 
 def _prune(checkpoints: Path, keep: int) -> None:

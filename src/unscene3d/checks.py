@@ -1,0 +1,162 @@
+"""Up-front checks of command-line inputs: numbers, devices, output paths, and what a stage needs of a scan.
+
+Commands run them before computing anything, so a bad option, an output path that cannot be written or a
+scan a stage cannot use fails at once with one line, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from unscene3d.errors import InputError, display_path
+
+if TYPE_CHECKING:
+    from unscene3d.pseudo.pipeline import PseudoMaskOptions
+
+# Counts and seeds above this are typos, and would overflow the 32-bit integers of numba and torch code.
+MAX_COUNT = 2**31 - 1
+# The oversegmentation computes in float32, as the ScanNet Segmentator does.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _text(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+def check_number(
+    option: str,
+    value: float | None,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+) -> None:
+    """``value`` (None = not given) must be finite, ``>= low``, ``<= high`` and ``> above`` where given."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise InputError(None, f"{option} must be a finite number, got {value}")
+    if low is not None and value < low:
+        raise InputError(None, f"{option} must be at least {_text(low)}, got {_text(value)}")
+    if high is not None and value > high:
+        raise InputError(None, f"{option} must be at most {_text(high)}, got {_text(value)}")
+    if above is not None and value <= above:
+        raise InputError(None, f"{option} must be greater than {_text(above)}, got {_text(value)}")
+
+
+def check_count(option: str, value: int | None, *, low: int = 1) -> None:
+    """An integer option (None = not given) in ``low .. MAX_COUNT``."""
+    check_number(option, value, low=low, high=MAX_COUNT)
+
+
+def check_device(device: str | None) -> None:
+    """``--device`` names a device this machine has (checked before any scan is read)."""
+    if device is None:
+        return
+    from unscene3d.model.sparse_backend import resolve_device
+
+    resolve_device(device)
+
+
+def _first_file_above(path: Path) -> Path | None:
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_output_file(path: Path, *, inputs: Iterable[Path] = ()) -> None:
+    """``path`` can be written as a file: not a folder, not inside a file, not one of the ``inputs``."""
+    if path.is_dir():
+        raise InputError(path, "is a folder; give a file name for this output")
+    blocking = _first_file_above(path)
+    if blocking is not None:
+        raise InputError(path, f"cannot be created: {display_path(blocking)} is a file, not a folder")
+    target = path.resolve()
+    if any(target == Path(source).resolve() for source in inputs):
+        raise InputError(path, "is also an input; writing the output would overwrite it")
+
+
+def check_output_dir(path: Path) -> None:
+    """``path`` can be used as an output folder: an existing folder, or creatable as one."""
+    if path.exists() and not path.is_dir():
+        raise InputError(path, "exists and is not a folder; give a folder for this output")
+    blocking = _first_file_above(path)
+    if blocking is not None:
+        raise InputError(path, f"cannot be created: {display_path(blocking)} is a file, not a folder")
+
+
+def all_of(*checks: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One scan check that runs ``checks`` in turn."""
+
+    def check(scene: Any) -> None:
+        for one in checks:
+            one(scene)
+
+    return check
+
+
+def require_voxel_grid(scene: Any) -> None:
+    """The network stages put the scan on a 2 cm grid, which must be indexable."""
+    from unscene3d.voxelize import check_voxel_grid
+
+    check_voxel_grid(scene.vertices)
+
+
+def require_frames(scene: Any) -> None:
+    """The 2d features need posed frames whose images can be read."""
+    if not scene.frames:
+        raise InputError(None, "has no posed colour frames, which the 2d and both modalities project features from")
+    check_frame_images(scene)
+
+
+def check_frame_images(scene: Any) -> None:
+    """The scan's frame images can be read (headers only: fast)."""
+    from unscene3d.io.images import check_image
+
+    for frame in scene.frames:
+        if frame.color_path is not None:
+            check_image(frame.color_path)
+        if frame.depth_path is not None:
+            check_image(frame.depth_path, depth=True)
+
+
+def check_pseudo_masks(pseudo_dir: Path) -> None:
+    """Read every pseudo-mask file once, so a corrupt one stops the run before training starts."""
+    import zipfile
+    import zlib
+
+    from unscene3d.pseudo.pipeline import read_pseudo_masks
+
+    if not pseudo_dir.is_dir():
+        raise InputError(pseudo_dir, "no such pseudo-mask folder")
+    for path in sorted(pseudo_dir.glob("*.npz")):
+        try:
+            read_pseudo_masks(path)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # what numpy lets through from a broken .npz
+            raise InputError(path, f"not a pseudo-mask file: {error}") from None
+
+
+def check_pseudo_mask_inputs(paths: Sequence[Path], options: PseudoMaskOptions, *, voxel_grid: bool = False) -> None:
+    """What pseudo masks need of their scans, checked before the first is computed: scene names that can name
+    files, a loadable backbone for 3d features, readable frames for 2d ones, and (3d, or ``voxel_grid``) an
+    indexable 2 cm grid."""
+    from unscene3d.io.scan import CheckedScans, scan_names
+
+    scan_names(paths)
+    uses_3d = options.checkpoint is not None and options.modality in ("auto", "3d", "both")
+    if uses_3d:
+        from unscene3d.features.features3d import load_backbone
+
+        load_backbone(options.checkpoint, "cpu")
+    requirements = []
+    if options.modality in ("2d", "both"):
+        requirements.append(require_frames)
+    elif options.needs_frames():  # auto with an encoder: the frames of the scans that have them are used
+        requirements.append(check_frame_images)
+    if uses_3d or voxel_grid:
+        requirements.append(require_voxel_grid)
+    CheckedScans(paths, check=all_of(*requirements), keep_vertices=0, load_frames=options.needs_frames())
