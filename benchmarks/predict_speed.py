@@ -6,7 +6,7 @@ the scan and the model; on a GPU, ``torch.cuda.max_memory_allocated``. Without `
 freshly initialised one of ``--preset`` (the time hardly depends on the weights; the number of masks
 kept does, a little).
 
-    python benchmarks/predict_speed.py [SCAN] [--run RUN_DIR | --preset cpu-small|paper] [--repeats 5]
+    python benchmarks/predict_speed.py [SCAN] [--run RUN_DIR | --preset segment|cpu-small|paper] [--repeats 5]
 
 The default scan is ``../shared/data/scannet/scene0000_00`` relative to the repository root.
 """
@@ -22,11 +22,10 @@ import torch
 from memory import status_kib
 
 from unscene3d.io.scan import load_scan
-from unscene3d.model.mask3d import build_mask3d
 from unscene3d.model.sparse_backend import resolve_device
 from unscene3d.predict import Predictor
 from unscene3d.pseudo.pipeline import segment_scene
-from unscene3d.train.selftrain import preset_config
+from unscene3d.train.selftrain import build_model, preset_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCAN = REPO_ROOT.parent / "shared" / "data" / "scannet" / "scene0000_00"
@@ -42,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scan", nargs="?", type=Path, default=DEFAULT_SCAN)
     parser.add_argument("--run", type=Path, default=None, help="self-training run (default: untrained model)")
-    parser.add_argument("--preset", default="cpu-small")
+    parser.add_argument("--preset", default="segment")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-color", action="store_true", help="drop the scan's colours first")
@@ -56,7 +55,7 @@ def main() -> None:
         predictor = Predictor.load(args.run, device)
     else:
         config = preset_config(args.preset)
-        predictor = Predictor(build_mask3d(config.model, seed=0).to(device).eval(), config)
+        predictor = Predictor(build_model(config, seed=0).to(device).eval(), config)
     baseline_kib = status_kib("VmRSS")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -79,7 +78,7 @@ def main() -> None:
     print(f"scan {scene.name}: {len(scene.vertices)} vertices; model {'run ' + str(args.run) if args.run else 'untrained ' + predictor.config.preset}; "
           f"device {device}, {torch.get_num_threads()} torch threads; {args.repeats} runs; {masks} masks")
     print(f"oversegmentation: median wall {median(segment_times, 0):.2f} s, CPU {median(segment_times, 1):.2f} s")
-    print(f"network + voting: median wall {median(network_times, 0):.2f} s, CPU {median(network_times, 1):.2f} s")
+    print(f"network + voting (segment model: + segment tokens): median wall {median(network_times, 0):.2f} s, CPU {median(network_times, 1):.2f} s")
     print(f"predict total:    median wall {total_wall:.2f} s, CPU {total_cpu:.2f} s")
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")

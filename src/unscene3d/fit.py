@@ -18,11 +18,12 @@ Run folder::
     RUN_DIR/evaluation.json             AP / AP50 / AP25 (percent) of pseudo masks and rounds, with ground truth
     RUN_DIR/index.html                  the 3D page (open it in a browser)
 
-What a round's masks are (``output``): ``union`` (default) keeps every pseudo mask and adds the round's
-model's confident new masks by the paper's densification rule (score >= 0.1, NMS, at most 5 per scan,
-each more than half new, only its new part), ranked after the pseudo masks; ``model`` is the model's own
-predictions, as ``predict`` gives them for a new scan. docs/benchmarks.md ("Self-training") measures
-both on held-out rooms; with the segment model the union is higher.
+What a round's masks are (``output``): ``union`` (default) keeps every pseudo mask and adds the masks the
+round's model adds to its training scans (:func:`unscene3d.train.selftrain.densify_training_scan`: the
+paper's densification of its confident new predictions, and for the segment model the re-cut on its
+learned segment features), ranked after the pseudo masks; ``model`` is the model's own predictions, as
+``predict`` gives them for a new scan. docs/benchmarks.md ("Self-training") measures both; with the
+segment model the union is higher.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ import numpy as np
 
 from unscene3d.errors import InputError
 from unscene3d.io.atomic import atomic_write_text
+from unscene3d.model.mask3d import Mask3D
 from unscene3d.model.postprocess import InstancePrediction
+from unscene3d.model.segment_model import SegmentModel
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
-from unscene3d.train.densify import densify_scan
 from unscene3d.train.selftrain import (
     SelfTrainConfig,
+    densify_training_scan,
     finished_rounds,
     load_model,
     predict_training_scan,
@@ -117,17 +120,20 @@ class _Progress:
             self.seconds_per_step = seconds / steps
 
 
-def _union(scan: SelfTrainScan, prediction: InstancePrediction, config: SelfTrainConfig,
-           pseudo_scores: np.ndarray) -> InstancePrediction:
-    """Pseudo masks (their own scores) followed by the densified new masks, ranked below every pseudo mask."""
-    pseudo = scan.pseudo_masks[:, scan.segments]
-    result = densify_scan(pseudo, prediction.masks, prediction.scores, config.densify)
+def round_masks(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig, output: str,
+                pseudo_scores: np.ndarray) -> InstancePrediction:
+    """A round's masks of a scan (``output``, see the module docstring); ``pseudo_scores`` are the scores of
+    ``scan.pseudo_masks``. ``union``: the pseudo masks, then the round's added masks ranked below them."""
+    if output == "model":
+        return predict_training_scan(model, scan, config)
+    result = densify_training_scan(model, scan, config)
     floor = float(pseudo_scores.min()) if len(pseudo_scores) else 1.0
     added_scores = floor * result.scores / max(float(result.scores.max(initial=0.0)), 1e-12) * (1 - 1e-6)
+    masks = np.concatenate([scan.pseudo_masks, result.added])
     return InstancePrediction(
-        masks=np.concatenate([pseudo, result.added]),
+        masks=masks[:, scan.segments],
         scores=np.concatenate([pseudo_scores, added_scores]),
-        queries=np.concatenate([np.full(len(pseudo), -1), prediction.queries[result.source]]),
+        queries=np.concatenate([np.full(len(scan.pseudo_masks), -1), result.source]),
     )
 
 
@@ -142,10 +148,8 @@ def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], conf
     model, _ = load_model(round_dir(run_dir, index), device)
     counts = []
     for scan in scans:
-        prediction = predict_training_scan(model, scan, config)
-        if output == "union":
-            pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").scores
-            prediction = _union(scan, prediction, config, pseudo_scores)
+        pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").scores
+        prediction = round_masks(model, scan, config, output, pseudo_scores)
         write_instances(folder, scan.scene, prediction)
         counts.append(len(prediction.scores))
     atomic_write_text(folder / _DONE, json.dumps({"round": index, "output": output, "masks": counts}) + "\n")

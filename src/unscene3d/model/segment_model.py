@@ -263,6 +263,13 @@ class SegmentModel(nn.Module):
             h = layer(h, source, target, edge, distance)
         return h
 
+    @torch.no_grad()
+    def segment_features(self, tokens: SegmentTokens) -> np.ndarray:
+        """(S, hidden) the learned per-segment features the masks are read from (the decoder's mask
+        features of the encoded tokens): segments of one object learn to look alike."""
+        device = next(self.parameters()).device
+        return self.decoder.mask_features(self.encode(tokens, device)).cpu().numpy()
+
     def forward(self, scans: list[SegmentInput], *, point_masks: bool = False) -> DecoderOutput:
         device = next(self.parameters()).device
         encoded = [self.encode(scan.tokens, device) for scan in scans]

@@ -247,17 +247,30 @@ def _official_cut(features: list[np.ndarray], segmentation: Segmentation, struct
 
 def _spatial_cut(scene: Scene, segmentation: Segmentation, geometry: SegmentGeometry, structure: Structure | None,
                  features: list[np.ndarray], modality: str, options: PseudoMaskOptions, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    count = segmentation.num_segments
-    edge_a, edge_b = surface_edges(scene.vertices, scene.faces)
-    contacts = segment_contacts(segmentation.labels, edge_a, edge_b, count)
     graph_config = options.graph_config(modality)
-    affinity = segment_affinity(geometry, contacts, _graph_features(features, geometry, graph_config), graph_config)
+    params.update({"graph": asdict(graph_config), "cuts": asdict(options.cuts)})
+    return spatial_cut(scene, segmentation.labels, geometry, structure, _graph_features(features, geometry, graph_config),
+                       graph_config, options.cuts)
+
+
+def spatial_cut(
+    scene: Scene,
+    labels: np.ndarray,
+    geometry: SegmentGeometry,
+    structure: Structure | None,
+    features: np.ndarray,
+    graph: GraphConfig,
+    cuts: CutConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The spatial cut of a scan's segments (``labels``) on the segment features ``features`` (S, C):
+    ``(masks (K, S) bool, objectness scores (K,))``, structure left out when given."""
+    count = geometry.num_segments
+    contacts = segment_contacts(labels, *surface_edges(scene.vertices, scene.faces), count)
+    affinity = segment_affinity(geometry, contacts, features, graph)
     active = np.ones(count, dtype=bool) if structure is None else ~structure.is_structure
-    candidates = cut_tree(affinity, active, options.cuts)
-    scores = objectness(candidates, geometry, options.cuts)
-    sizes = np.bincount(segmentation.labels, minlength=count)
-    params.update({"graph": asdict(graph_config), "cuts": asdict(options.cuts), "candidates": len(candidates)})
-    return select_masks(candidates, scores, sizes, options.cuts)
+    candidates = cut_tree(affinity, active, cuts)
+    scores = objectness(candidates, geometry, cuts)
+    return select_masks(candidates, scores, np.bincount(labels, minlength=count), cuts)
 
 
 def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks, scene: Scene | None = None) -> Path:

@@ -31,6 +31,10 @@ class DensifyConfig:
     nms_overlap: float = 0.66  # suppress j when |i ∩ j| / |j| exceeds this for a better-scored kept i
     max_added: int = 5  # new masks per scan per round
     min_uncovered_fraction: float = 0.5  # a mask is added only if more than this part of it is new
+    # Not in the paper: the segment model's learned segment features also re-cut the scan (the spatial cut
+    # of the pseudo-mask stage on those features) and up to this many of its masks are added, by the same
+    # rule, after the model's own (train.selftrain.densify_training_scan). 0 = off (official).
+    recut_masks: int = 0
 
 
 @dataclass

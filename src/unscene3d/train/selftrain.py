@@ -66,9 +66,10 @@ from unscene3d.model.segment_model import (
     predict_segments,
 )
 from unscene3d.progress import format_duration
+from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.train.augment import AugmentConfig
 from unscene3d.train.csvlog import append_log, prepare_log
-from unscene3d.train.densify import DensifyConfig, densify_scan
+from unscene3d.train.densify import Densification, DensifyConfig, densify_scan
 from unscene3d.train.distributed import (
     DistributedContext,
     barrier,
@@ -186,6 +187,8 @@ def preset_config(name: str, **overrides: Any) -> SelfTrainConfig:
             model=SegmentModelConfig(),
             augment=TokenAugment(),
             postprocess=PostprocessConfig(nms_iou=0.5),
+            densify=DensifyConfig(recut_masks=5),
+            loss=LossConfig(ignore_novel=True),
             steps=1000, finetune_steps=300, batch_size=4, lr=1e-3, finetune_lr=2e-4,
             checkpoint_every=200, log_every=50, amp=False,
         )
@@ -461,22 +464,73 @@ def _check_same_config(state: dict[str, Any], config: SelfTrainConfig, source: P
 
 # ---------------------------------------------------------------------------------------------- densify
 
+# The re-cut's graph: learned features compared by cosine, sigma 4x their median distance over edges, as
+# the no-weights cut uses colour (docs/benchmarks.md, "Self-training").
+RECUT_GRAPH = GraphConfig(feature_scale=4.0, feature_distance="cosine", feature_source="features")
+
+
+def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> tuple[np.ndarray, np.ndarray]:
+    """The spatial cut of the pseudo-mask stage run again on the model's learned segment features:
+    ``(masks (K, S), objectness scores (K,))``, floor, walls and ceiling left out."""
+    from unscene3d.features.geometric import segment_geometry
+    from unscene3d.pseudo.cuts import CutConfig
+    from unscene3d.pseudo.pipeline import spatial_cut
+    from unscene3d.pseudo.structure import detect_structure
+
+    geometry = segment_geometry(scan.scene, scan.segments, scan.num_segments)
+    structure = detect_structure(scan.scene.vertices, geometry)
+    return spatial_cut(scan.scene, scan.segments, geometry, structure, model.segment_features(scan.tokens),
+                       RECUT_GRAPH, CutConfig())
+
+
+def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Densification:
+    """The masks a round adds to a training scan (over its segments): the model's confident new predictions
+    (:func:`unscene3d.train.densify.densify_scan`), then, for the segment model with
+    ``densify.recut_masks``, masks of the re-cut on its learned features (:func:`recut_masks`), each more
+    than half new and only its new part; the re-cut's have ``source`` -1 and scores below the model's."""
+    prediction = predict_training_scan(model, scan, config)
+    sizes = np.bincount(scan.segments, minlength=scan.num_segments)
+    vertex_pseudo = scan.pseudo_masks[:, scan.segments]
+    result = densify_scan(vertex_pseudo, prediction.masks, prediction.scores, config.densify)
+    # Predictions are voted per segment, so an added part is a union of whole segments.
+    first_vertex = np.zeros(scan.num_segments, dtype=np.int64)
+    first_vertex[scan.segments[::-1]] = np.arange(len(scan.segments))[::-1]
+    added, source, scores = list(result.added[:, first_vertex]), list(result.source), list(result.scores)
+    if isinstance(model, SegmentModel) and config.densify.recut_masks:
+        covered = scan.pseudo_masks.any(axis=0) | np.any(added, axis=0)
+        floor = min(scores, default=config.densify.min_score)
+        masks, objectness = recut_masks(model, scan)
+        count = 0
+        for mask, value in zip(masks, objectness / max(float(objectness.max(initial=0.0)), 1e-12)):
+            new = mask & ~covered
+            if count == config.densify.recut_masks:
+                break
+            if sizes[new].sum() > config.densify.min_uncovered_fraction * sizes[mask].sum():
+                added.append(new)
+                source.append(-1)
+                scores.append(floor * value * (1 - 1e-6))
+                covered |= new
+                count += 1
+    num_added = len(added)
+    return Densification(
+        added=np.stack(added) if num_added else np.zeros((0, scan.num_segments), dtype=bool),
+        source=np.asarray(source, dtype=np.int64),
+        scores=np.asarray(scores, dtype=np.float64),
+    )
+
+
 def densify_scans(model: Mask3D | SegmentModel, scans: Sequence[SelfTrainScan], config: SelfTrainConfig, out_dir: Path) -> int:
-    """Predict every training scan, add its confident new masks (``scan.added_masks``, over segments) and
-    write them to ``out_dir`` (``<scene>.npz`` + benchmark txt). Returns the number of masks added."""
+    """Add every training scan's new masks (:func:`densify_training_scan`; ``scan.added_masks``, over
+    segments) and write them to ``out_dir`` (``<scene>.npz`` + benchmark txt). Returns the number added."""
     out_dir.mkdir(parents=True, exist_ok=True)
     total = 0
     for scan in scans:
-        prediction = predict_training_scan(model, scan, config)
-        vertex_pseudo = scan.pseudo_masks[:, scan.segments]
-        result = densify_scan(vertex_pseudo, prediction.masks, prediction.scores, config.densify)
-        # Predictions are voted per segment, so an added part is a union of whole segments.
-        first_vertex = np.zeros(scan.num_segments, dtype=np.int64)
-        first_vertex[scan.segments[::-1]] = np.arange(len(scan.segments))[::-1]
-        scan.added_masks = result.added[:, first_vertex]
+        result = densify_training_scan(model, scan, config)
+        scan.added_masks = result.added
         total += len(result.added)
-        log.info("%s: %d predictions, %d masks added", scan.name, len(prediction.scores), len(result.added))
-        export_predictions(out_dir, scan.name, result.added, result.scores)
+        log.info("%s: %d masks added (%d from the re-cut)", scan.name, len(result.added), int((result.source < 0).sum()))
+        export_predictions(out_dir, scan.name, scan.scene.to_input(result.added[:, scan.segments], False),
+                           result.scores)
         with atomic_output(out_dir / f"{scan.name}.npz") as tmp:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, added=scan.added_masks, source=result.source, scores=result.scores,
