@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from fitbench import figures
 
-from unscene3d.evaluation.matching import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS
+from unscene3d.evaluation import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS
 from unscene3d.io.scan import load_scan
 from unscene3d.model.losses import LossConfig
 from unscene3d.model.segment_model import TokenAugment

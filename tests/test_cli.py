@@ -79,7 +79,7 @@ def test_missing_input_is_a_one_line_error(tmp_path):
 
 
 def test_demo_writes_everything(tmp_path):
-    result = runner.invoke(app, ["demo", "-o", str(tmp_path)])
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path), "--fit-rooms", "0"])
     assert result.exit_code == 0, result.output
     for name in ["scene.ply", "segments.segs.json", "segments.ply", "felzenszwalb_instances.ply",
                  "hdbscan_instances.ply", "pseudo_masks_instances.ply", "evaluation.json", "index.html"]:
@@ -90,6 +90,18 @@ def test_demo_writes_everything(tmp_path):
     for name in ("felzenszwalb", "hdbscan", "pseudo_masks"):
         assert figures[name]["units"] == "percent"
         assert 0.0 <= figures[name]["AP"] <= figures[name]["AP25"] <= 100.0
+
+
+def test_demo_fits_a_few_rooms_and_reports_every_round(tmp_path):
+    from unscene3d.demo import run_demo
+
+    summary = run_demo(tmp_path, fit_rooms=2, rounds=2, fit_steps=(4, 2))
+    evaluation = json.loads((tmp_path / "selftraining" / "evaluation.json").read_text())
+    assert set(evaluation) == {"units", "pseudo", "round_1", "round_2"}
+    assert "round_2" in summary and "pseudo" in summary
+    for room in ("synthetic_0001", "synthetic_0002"):
+        assert (tmp_path / "selftraining" / "predictions" / "round_2" / f"{room}.txt").is_file()
+    assert "round_2" in (tmp_path / "index.html").read_text()  # the page shows the rounds
 
 
 def test_synthetic_writes_loadable_scans_with_ground_truth(tmp_path):

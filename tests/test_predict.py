@@ -164,12 +164,12 @@ def test_a_folder_without_a_finished_round(tmp_path):
 def test_demo_adds_the_predictions_of_a_given_run(run, tmp_path):
     from unscene3d.demo import run_demo
 
-    summary = run_demo(tmp_path, run=run)
+    summary = run_demo(tmp_path, run=run, fit_rooms=0)
     figures = json.loads((tmp_path / "evaluation.json").read_text())
     assert set(figures) == {"felzenszwalb", "hdbscan", "pseudo_masks", "selftrained"}
     assert (tmp_path / "selftrained_instances.ply").is_file() and "selftrained" in summary
     with pytest.raises(InputError):
-        run_demo(tmp_path / "again", run=tmp_path)  # not a run folder: a clear error
+        run_demo(tmp_path / "again", run=tmp_path, fit_rooms=0)  # not a run folder: a clear error
 
 
 def test_pseudo_masks_train_and_predict_on_point_clouds(tmp_path):

@@ -42,7 +42,7 @@ def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def demo_page(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
-    run_demo(folder)
+    run_demo(folder, fit_rooms=2, fit_steps=(4, 2))  # the page of `unscene3d demo`, with a shorter fit
     return folder / "index.html"
 
 

@@ -295,15 +295,20 @@ def demo(
     seed: int = typer.Option(0, help="Seed of the synthetic scene."),
     run: Path = typer.Option(None, "--run", help="A self-training run (`unscene3d train`) whose model also segments "
                                                   "the scene."),
+    fit_rooms: int = typer.Option(3, "--fit-rooms", help="Generated rooms `fit` self-trains on (0: skip it, "
+                                  "a few seconds instead of about a minute)."),
+    rounds: int = typer.Option(2, help="Self-training rounds of the demo's fit."),
 ) -> None:
-    """Run the pipeline on a generated synthetic room with ground truth (no data needed)."""
+    """Run the pipeline on generated synthetic rooms with ground truth (no data needed)."""
     from unscene3d.demo import run_demo
     from unscene3d.io.atomic import remove_stale_temps
 
     check_count("--seed", seed, low=0)
+    check_count("--fit-rooms", fit_rooms, low=0)
+    check_count("--rounds", rounds, low=1)
     check_output_dir(output)
     remove_stale_temps(output)
-    typer.echo(run_demo(output, seed=seed, run=run))
+    typer.echo(run_demo(output, seed=seed, run=run, fit_rooms=fit_rooms, rounds=rounds))
 
 
 def _check_training_options(
