@@ -7,7 +7,7 @@ steps). Then the model segments the scan and is scored against the ground truth:
 (AP50 near the segment-level upper bound, also printed), which shows the model, losses and inference are
 wired correctly. Prints the time taken.
 
-    python benchmarks/overfit_segment.py [--steps 400] [--work /tmp/overfit_segment]
+    python benchmarks/overfit_segment.py [--steps 800] [--work /tmp/overfit_segment]
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ SCENE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scanne
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/overfit_segment"))
     args = parser.parse_args()
     if not SCENE.is_dir():
@@ -54,9 +55,9 @@ def main() -> None:
 
     still = TokenAugment(rotate=False, scale=(1.0, 1.0), mirror=False, color_noise=0.0, feature_noise=0.0,
                          drop_segments=0.0)
-    config = preset_config("segment", steps=args.steps)
+    config = preset_config("segment", steps=args.steps, lr=args.lr)
     config = dataclasses.replace(config, augment=still, loss=LossConfig(drop_loss=False))
-    run = args.work / f"run_{args.steps}"
+    run = args.work / f"run_{args.steps}_{config.lr:g}"
     started = time.perf_counter()
     self_train(pseudo_dir, [], run, config, rounds=1)
     seconds = time.perf_counter() - started
