@@ -31,6 +31,7 @@ import numpy as np
 
 from unscene3d.baselines import felzenszwalb_instances
 from unscene3d.evaluation import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS, evaluate_scenes
+from unscene3d.instances import Instances
 from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.pseudo.ncut import NCutConfig
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, pseudo_masks_for_scene
@@ -80,14 +81,14 @@ def run(scenes, variant: PseudoMaskOptions | str) -> dict:
     for scene in scenes:
         start = time.perf_counter()
         if variant == "baseline":
-            masks, scores = felzenszwalb_instances(scene)
+            found = felzenszwalb_instances(scene)
         else:
             result = pseudo_masks_for_scene(scene, variant)
-            masks, scores = result.vertex_masks(), result.scores
+            found = Instances(result.vertex_masks(), result.scores)
         seconds.append(time.perf_counter() - start)
-        h, c = mask_precision(masks, scene.gt)
-        hits, counted, count = hits + h, counted + c, count + len(masks)
-        items.append((scene.name, masks, scores, scene.gt))
+        h, c = mask_precision(found.masks, scene.gt)
+        hits, counted, count = hits + h, counted + c, count + len(found)
+        items.append((scene.name, found, scene.gt))
     figures = evaluate_scenes(items).overall
     return {**figures, "masks": count, "precision": hits / max(counted, 1), "seconds": float(np.median(seconds))}
 

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from unscene3d.cli import app
 from unscene3d.evaluation import evaluate_scenes
+from unscene3d.instances import Instances
 from unscene3d.io.benchmark import export_predictions, read_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
 from unscene3d.io.segments import read_segs_json
@@ -121,8 +122,8 @@ def shared(tmp_path_factory) -> Shared:
     room = folder / "room.ply"
     write_ply(room, scene.vertices, scene.faces, scene.colors)
     write_gt_txt(folder / "gt" / "room.txt", scene.gt)
-    masks, scores = felzenszwalb_instances(scene, k_thresh=0.05, min_verts=100)
-    export_predictions(folder / "pred", "room", masks, scores)
+    found = felzenszwalb_instances(scene, k_thresh=0.05, min_verts=100)
+    export_predictions(folder / "pred", "room", found.masks, found.scores)
     model = build_backbone(TINY_BACKBONE, seed=0)
     save_checkpoint(folder / "backbone", 1, model.state_dict(), {}, {"backbone": TINY_BACKBONE.to_dict()})
     segmentation = oversegment(scene.vertices, scene.faces, scene.colors, variant="unscene3d")
@@ -347,9 +348,9 @@ def instances_of_the_cloud(tmp, shared, result):
     from unscene3d.baselines import felzenszwalb_instances
 
     scene = cloud_scene(tmp)
-    masks, scores = felzenszwalb_instances(scene)
+    found = felzenszwalb_instances(scene)
     written, _, written_scores = read_predictions(tmp / "out", "cloud", scene.num_vertices)
-    assert len(masks) > 0 and np.array_equal(written, masks) and np.allclose(written_scores, scores)
+    assert len(found) > 0 and np.array_equal(written, found.masks) and np.allclose(written_scores, found.scores)
 
 
 @accepts(instances_of_the_cloud)
@@ -660,9 +661,9 @@ def same_instances_as_the_mesh(tmp, shared, result):
     from unscene3d.scene import Scene
 
     vertices, faces, colors = _room_geometry(shared)
-    masks, scores = felzenszwalb_instances(Scene("room", vertices, faces, colors))
+    found = felzenszwalb_instances(Scene("room", vertices, faces, colors))
     written, _, written_scores = read_predictions(tmp / "out", "scene0001_00", len(vertices))
-    assert np.array_equal(written, masks) and np.allclose(written_scores, scores)
+    assert np.array_equal(written, found.masks) and np.allclose(written_scores, found.scores)
 
 
 @accepts(same_instances_as_the_mesh)
@@ -759,7 +760,7 @@ def figures_of(output: str) -> list[str]:
 def unpredicted_scene_counts_as_missed(tmp, shared, result):
     gt = np.array(gt_lines(shared), dtype=np.int64)
     masks, _, scores = read_predictions(shared.pred_dir, "room", len(gt))
-    expected = evaluate_scenes([("room", masks, scores, gt), ("room2", np.zeros((0, len(gt)), bool), [], gt)])
+    expected = evaluate_scenes([("room", Instances(masks, scores), gt), ("room2", Instances.empty(len(gt)), gt)])
     assert json.loads((tmp / "eval.json").read_text()) == json.loads(json.dumps(expected.to_json()))
 
 
@@ -773,7 +774,7 @@ def gt_scene_without_predictions(tmp, shared):
 def only_the_predicted_scene(tmp, shared, result):
     gt = np.array(gt_lines(shared), dtype=np.int64)
     masks, _, scores = read_predictions(shared.pred_dir, "room", len(gt))
-    expected = evaluate_scenes([("room", masks, scores, gt)])
+    expected = evaluate_scenes([("room", Instances(masks, scores), gt)])
     assert json.loads((tmp / "eval.json").read_text()) == json.loads(json.dumps(expected.to_json()))
 
 
@@ -1204,9 +1205,9 @@ def hdbscan_without_the_file_normals(tmp, shared, result):
     from unscene3d.scene import Scene
 
     vertices, faces, colors = _room_geometry(shared)
-    masks, _ = hdbscan_instances(Scene("room", vertices, faces, colors))
+    found = hdbscan_instances(Scene("room", vertices, faces, colors))
     written, _, _ = read_predictions(tmp / "out", "room", len(vertices))
-    assert len(masks) > 0 and np.array_equal(written, masks)
+    assert len(found) > 0 and np.array_equal(written, found.masks)
 
 
 @accepts(hdbscan_without_the_file_normals)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from unscene3d.cli import app
 from unscene3d.errors import InputError
 from unscene3d.evaluation import evaluate_scenes
+from unscene3d.instances import Instances
 from unscene3d.io.benchmark import export_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
 from unscene3d.model.postprocess import InstancePrediction
@@ -211,8 +212,8 @@ def test_evaluate_report_writes_curves_and_a_view(scans, tmp_path):
         assert (report / name).is_file(), name
     figures = json.loads((report / "evaluation.json").read_text())
     other = small_room(2, "room2").gt  # in the ground truth, not predicted: all missed
-    expected = evaluate_scenes([("room1", masks[1:], scores[1:], scene.gt),
-                                ("room2", np.zeros((0, len(other)), bool), np.zeros(0), other)]).overall
+    expected = evaluate_scenes([("room1", Instances(masks[1:], scores[1:]), scene.gt),
+                                ("room2", Instances.empty(len(other)), other)]).overall
     assert figures["units"] == "percent"
     assert figures["AP50"] == pytest.approx(100 * expected["AP50"], abs=1e-4)
     assert figures["ap_per_iou"]["0.50"] == figures["AP50"] and figures["ap_per_iou"]["0.25"] == figures["AP25"]

@@ -24,10 +24,9 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
 from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
 from unscene3d.evaluation import evaluate_scenes, format_table
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
@@ -68,13 +67,13 @@ def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
     figures = {}
     tables = []
     for name, method in methods:
-        masks, scores = method(scene)
-        export_predictions(output / "predictions" / name, scene.name, masks, scores)
-        write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, masks, scores)
-        result = evaluate_scenes([(scene.name, masks, scores, scene.gt)])
+        found = method(scene)
+        export_predictions(output / "predictions" / name, scene.name, found.masks, found.scores)
+        write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, found)
+        result = evaluate_scenes([(scene.name, found, scene.gt)])
         figures[name] = result.to_json()
-        tables.append(f"{name} ({len(masks)} instances)\n{format_table(result)}")
-        log.info("%s: %d instances", name, len(masks))
+        tables.append(f"{name} ({len(found)} instances)\n{format_table(result)}")
+        log.info("%s: %d instances", name, len(found))
 
     atomic_write_text(output / "evaluation.json", json.dumps(figures, indent=2) + "\n")
     page = write_page([output], output / "index.html", title=f"unscene3d demo: {scene.name}")
@@ -86,13 +85,13 @@ def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
     )
 
 
-def _pseudo_masks(scene: Scene, out_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _pseudo_masks(scene: Scene, out_dir: Path) -> Instances:
     """UnScene3D's pseudo masks with the default (no-weights) options, written as `pseudo-masks` would."""
     masks = pseudo_masks_for_scene(scene, PseudoMaskOptions())
     write_pseudo_masks(out_dir, masks, scene)
-    return masks.vertex_masks(), masks.scores
+    return Instances(masks.vertex_masks(), masks.scores)
 
 
-def _selftrained(predictor: Predictor, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+def _selftrained(predictor: Predictor, scene: Scene) -> Instances:
     prediction = predictor.predict(scene)  # on the segments it was trained with (`segment_scene`)
-    return prediction.masks, prediction.scores
+    return Instances(prediction.masks, prediction.scores)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.model.mask3d import Mask3D
 from unscene3d.model.postprocess import InstancePrediction
@@ -187,7 +188,7 @@ def _evaluate(scans: Sequence[SelfTrainScan], folders: dict[str, Path],
         items = []
         for scene_name, gt in truths.items():
             masks, _, scores = read_predictions(folder, scene_name, len(gt))
-            items.append((scene_name, masks, scores, gt))
+            items.append((scene_name, Instances(masks, scores), gt))
         figures[name] = {key: round(100 * value, 2) for key, value in evaluate_scenes(items).overall.items()}
     return figures
 

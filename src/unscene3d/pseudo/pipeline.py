@@ -38,6 +38,7 @@ from unscene3d.errors import InputError
 from unscene3d.features.geometric import SegmentGeometry, geometric_descriptors, segment_geometry
 from unscene3d.features.handcrafted import handcrafted_segment_features
 from unscene3d.features.pooling import pool_segment_features
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.io.scan import expand_scan_paths
@@ -280,7 +281,8 @@ def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks, scene: Scene | N
     out_dir = Path(out_dir)
     vertex_masks = masks.vertex_masks()
     if scene is not None:
-        write_instances_ply(out_dir / f"{masks.scene_name}{INSTANCES_PLY_SUFFIX}", scene, vertex_masks, masks.scores)
+        write_instances_ply(out_dir / f"{masks.scene_name}{INSTANCES_PLY_SUFFIX}", scene,
+                            Instances(vertex_masks, masks.scores))
         vertex_masks = scene.to_input(vertex_masks, False)
     export_predictions(out_dir, masks.scene_name, vertex_masks, masks.scores)
     path = out_dir / f"{masks.scene_name}.npz"
