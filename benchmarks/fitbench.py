@@ -24,7 +24,7 @@ def score_round(run: Path, index: int, scans, pseudo_dir: Path, config, output: 
     for scan in scans:
         pseudo_scores = read_pseudo_masks(pseudo_dir / f"{scan.name}.npz").scores
         prediction = round_masks(model, scan, config, output, pseudo_scores)
-        items.append((scan.name, Instances(prediction.masks, prediction.scores).to_input(scan.scene),
+        items.append((scan.name, prediction.to_input(scan.scene),
                       scan_ground_truth(scan, None)))
     return figures(items)
 

@@ -105,7 +105,7 @@ def main() -> None:
     start = time.perf_counter()
     prediction = predictor.predict(scene, segmentation.labels)
     predict_seconds = time.perf_counter() - start
-    figures = evaluate_scenes([(scene.name, Instances(prediction.masks, prediction.scores), scene.gt)]).overall
+    figures = evaluate_scenes([(scene.name, prediction, scene.gt)]).overall
 
     losses = result.losses.get(1, [])
     print(f"scene {scene.name}: {len(scene.vertices)} vertices, {segmentation.num_segments} segments, "

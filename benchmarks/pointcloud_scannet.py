@@ -95,7 +95,8 @@ def main() -> None:
                 labels = oversegment_scene(cloud, k_thresh=setting[0], min_verts=setting[1], neighbours=neighbours).labels
                 shares.append(partition_agreement(mesh_grid[setting], labels)[0])
                 if setting == (0.05, 500):
-                    at_default = evaluate_scenes([(cloud.name, partition_to_instances(labels), cloud.gt)]).overall["AP50"]
+                    found = partition_to_instances(labels)
+                    at_default = evaluate_scenes([(cloud.name, found, cloud.gt)]).overall["AP50"]
             print(f"{neighbours:2d} neighbours: mean share in the matched mesh segment {100 * np.mean(shares):.1f}%;"
                   f" AP50 at (0.05, 500) {100 * at_default:.1f}")
 
@@ -146,7 +147,7 @@ def main() -> None:
         predictor = Predictor.load(work / kind / "run")
         prediction, predict_seconds = timed(predictor.predict, scene)
         print(f"{kind:6s} rounds {result.rounds}, train {train_seconds:6.1f}s; predict {len(prediction.scores):3d} "
-              f"instances {figures(scene, Instances(prediction.masks, prediction.scores))} {predict_seconds:6.2f}s")
+              f"instances {figures(scene, prediction)} {predict_seconds:6.2f}s")
 
 
 if __name__ == "__main__":

@@ -118,8 +118,7 @@ def main() -> None:
         predictions = {s.name: predictor.predict(s, pseudo[s.name].segment_labels)
                        for scenes in groups.values() for s in scenes}
         rows.append((f"after round {index}", {
-            group: figures([(s.name, Instances(predictions[s.name].masks, predictions[s.name].scores), s.gt)
-                            for s in scenes])
+            group: figures([(s.name, predictions[s.name], s.gt) for s in scenes])
             for group, scenes in groups.items()
         }))
 

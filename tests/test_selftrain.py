@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import load_file
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.io.ply import write_ply
 from unscene3d.io.scan import load_scan
 from unscene3d.model.backbone import BackboneConfig
 from unscene3d.model.checkpoint import latest_checkpoint
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.mask3d import Mask3DConfig
-from unscene3d.model.postprocess import InstancePrediction
 from unscene3d.pseudo.pipeline import PseudoMasks, segment_scene, write_pseudo_masks
 from unscene3d.synthetic import make_synthetic_scene
 from unscene3d.train import selftrain
@@ -170,7 +170,7 @@ def test_densification_adds_uncovered_whole_segments(data, tmp_path, monkeypatch
     uncovered_segments = np.flatnonzero(~scan.pseudo_masks.any(0))[:3]
     new = np.isin(scan.segments, uncovered_segments)
     known = scan.pseudo_masks[0][scan.segments]
-    prediction = InstancePrediction(np.stack([new, known, new]), np.array([0.9, 0.8, 0.05]), np.arange(3))
+    prediction = Instances(np.stack([new, known, new]), [0.9, 0.8, 0.05], queries=np.arange(3))
     monkeypatch.setattr(selftrain, "predict_scene", lambda *args: prediction)
     assert selftrain.densify_scans(None, [scan], tiny_config(), tmp_path) == 1
     expected = np.zeros(scan.num_segments, dtype=bool)

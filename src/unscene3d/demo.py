@@ -93,5 +93,4 @@ def _pseudo_masks(scene: Scene, out_dir: Path) -> Instances:
 
 
 def _selftrained(predictor: Predictor, scene: Scene) -> Instances:
-    prediction = predictor.predict(scene)  # on the segments it was trained with (`segment_scene`)
-    return Instances(prediction.masks, prediction.scores)
+    return predictor.predict(scene)  # on the segments it was trained with (`segment_scene`)

@@ -41,7 +41,6 @@ from unscene3d.errors import InputError
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.model.mask3d import Mask3D
-from unscene3d.model.postprocess import InstancePrediction
 from unscene3d.model.segment_model import SegmentModel
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
@@ -122,7 +121,7 @@ class _Progress:
 
 
 def round_masks(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig, output: str,
-                pseudo_scores: np.ndarray) -> InstancePrediction:
+                pseudo_scores: np.ndarray) -> Instances:
     """A round's masks of a scan (``output``, see the module docstring); ``pseudo_scores`` are the scores of
     ``scan.pseudo_masks``. ``union``: the pseudo masks, then the round's added masks ranked below them."""
     if output == "model":
@@ -131,11 +130,8 @@ def round_masks(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfT
     floor = float(pseudo_scores.min()) if len(pseudo_scores) else 1.0
     added_scores = floor * result.scores / max(float(result.scores.max(initial=0.0)), 1e-12) * (1 - 1e-6)
     masks = np.concatenate([scan.pseudo_masks, result.added])
-    return InstancePrediction(
-        masks=masks[:, scan.segments],
-        scores=np.concatenate([pseudo_scores, added_scores]),
-        queries=np.concatenate([np.full(len(scan.pseudo_masks), -1), result.source]),
-    )
+    return Instances(masks[:, scan.segments], np.concatenate([pseudo_scores, added_scores]),
+                     queries=np.concatenate([np.full(len(scan.pseudo_masks), -1), result.source]))
 
 
 def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output, atomic_write_text
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.backbone import BackboneConfig
@@ -57,7 +58,7 @@ from unscene3d.model.checkpoint import (
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.losses import LossConfig, set_criterion
 from unscene3d.model.mask3d import Mask3D, Mask3DConfig, build_mask3d, predict_scene
-from unscene3d.model.postprocess import InstancePrediction, PostprocessConfig
+from unscene3d.model.postprocess import PostprocessConfig
 from unscene3d.model.segment_model import (
     SegmentModel,
     SegmentModelConfig,
@@ -304,7 +305,7 @@ def build_model(config: SelfTrainConfig, *, seed: int | None = None) -> Mask3D |
     return build_mask3d(config.model, seed=seed)
 
 
-def predict_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> InstancePrediction:
+def predict_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Instances:
     """Scored masks over a training scan's vertices, on its pseudo-mask segments."""
     if isinstance(model, SegmentModel):
         return predict_segments(model, scan.tokens, scan.segments, config.postprocess)
