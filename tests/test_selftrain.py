@@ -177,6 +177,14 @@ def test_densification_adds_uncovered_whole_segments(data, tmp_path, monkeypatch
     expected[uncovered_segments] = True
     np.testing.assert_array_equal(scan.added_masks, expected[None])
     np.testing.assert_array_equal(read_added_masks(tmp_path / f"{scan.name}.npz", scan.num_segments), expected[None])
+    # a round's union: the pseudo masks with their scores (query -1), then the added mask ranked below them
+    from unscene3d.fit import round_masks
+
+    pseudo_scores = np.linspace(1.0, 0.5, len(scan.pseudo_masks))
+    union = round_masks(None, scan, tiny_config(), "union", pseudo_scores)
+    assert union.queries.tolist() == [-1] * len(pseudo_scores) + [0]
+    np.testing.assert_array_equal(union.masks, np.concatenate([scan.pseudo_masks, expected[None]])[:, scan.segments])
+    assert union.scores[:-1].tolist() == pseudo_scores.tolist() and 0 < union.scores[-1] < 0.5
 
 
 def test_a_run_folder_keeps_its_configuration(data, trained):

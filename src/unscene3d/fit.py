@@ -129,9 +129,8 @@ def round_masks(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfT
     result = densify_training_scan(model, scan, config)
     floor = float(pseudo_scores.min()) if len(pseudo_scores) else 1.0
     added_scores = floor * result.scores / max(float(result.scores.max(initial=0.0)), 1e-12) * (1 - 1e-6)
-    masks = np.concatenate([scan.pseudo_masks, result.added])
-    return Instances(masks[:, scan.segments], np.concatenate([pseudo_scores, added_scores]),
-                     queries=np.concatenate([np.full(len(scan.pseudo_masks), -1), result.source]))
+    pseudo = Instances(scan.pseudo_masks, pseudo_scores, queries=np.full(len(pseudo_scores), -1))
+    return Instances.cat([pseudo, Instances(result.masks, added_scores, queries=result.source)]).over(scan.segments)
 
 
 def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,

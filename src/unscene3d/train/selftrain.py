@@ -70,7 +70,7 @@ from unscene3d.progress import format_duration
 from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.train.augment import AugmentConfig
 from unscene3d.train.csvlog import append_log, prepare_log
-from unscene3d.train.densify import Densification, DensifyConfig, densify_scan
+from unscene3d.train.densify import DensifyConfig, densify_scan
 from unscene3d.train.distributed import (
     DistributedContext,
     barrier,
@@ -484,7 +484,7 @@ def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> tuple[np.ndarray, n
                        RECUT_GRAPH, CutConfig())
 
 
-def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Densification:
+def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Instances:
     """The masks a round adds to a training scan (over its segments): the model's confident new predictions
     (:func:`unscene3d.train.densify.densify_scan`), then, for the segment model with
     ``densify.recut_masks``, masks of the re-cut on its learned features (:func:`recut_masks`), each more
@@ -492,11 +492,11 @@ def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, con
     prediction = predict_training_scan(model, scan, config)
     sizes = np.bincount(scan.segments, minlength=scan.num_segments)
     vertex_pseudo = scan.pseudo_masks[:, scan.segments]
-    result = densify_scan(vertex_pseudo, prediction.masks, prediction.scores, config.densify)
+    result = densify_scan(vertex_pseudo, prediction, config.densify)
     # Predictions are voted per segment, so an added part is a union of whole segments.
     first_vertex = np.zeros(scan.num_segments, dtype=np.int64)
     first_vertex[scan.segments[::-1]] = np.arange(len(scan.segments))[::-1]
-    added, source, scores = list(result.added[:, first_vertex]), list(result.source), list(result.scores)
+    added, source, scores = list(result.masks[:, first_vertex]), list(result.source), list(result.scores)
     if isinstance(model, SegmentModel) and config.densify.recut_masks:
         covered = scan.pseudo_masks.any(axis=0) | np.any(added, axis=0)
         floor = min(scores, default=config.densify.min_score)
@@ -512,12 +512,8 @@ def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, con
                 scores.append(floor * value * (1 - 1e-6))
                 covered |= new
                 count += 1
-    num_added = len(added)
-    return Densification(
-        added=np.stack(added) if num_added else np.zeros((0, scan.num_segments), dtype=bool),
-        source=np.asarray(source, dtype=np.int64),
-        scores=np.asarray(scores, dtype=np.float64),
-    )
+    return Instances(np.stack(added) if added else np.zeros((0, scan.num_segments), dtype=bool), scores,
+                     source=np.asarray(source, dtype=np.int64))
 
 
 def densify_scans(model: Mask3D | SegmentModel, scans: Sequence[SelfTrainScan], config: SelfTrainConfig, out_dir: Path) -> int:
@@ -527,11 +523,10 @@ def densify_scans(model: Mask3D | SegmentModel, scans: Sequence[SelfTrainScan], 
     total = 0
     for scan in scans:
         result = densify_training_scan(model, scan, config)
-        scan.added_masks = result.added
-        total += len(result.added)
-        log.info("%s: %d masks added (%d from the re-cut)", scan.name, len(result.added), int((result.source < 0).sum()))
-        export_predictions(out_dir, scan.name, scan.scene.to_input(result.added[:, scan.segments], False),
-                           result.scores)
+        scan.added_masks = result.masks
+        total += len(result)
+        log.info("%s: %d masks added (%d from the re-cut)", scan.name, len(result), int((result.source < 0).sum()))
+        export_predictions(out_dir, scan.name, result.over(scan.segments).to_input(scan.scene).masks, result.scores)
         with atomic_output(out_dir / f"{scan.name}.npz") as tmp:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, added=scan.added_masks, source=result.source, scores=result.scores,
