@@ -22,7 +22,7 @@ def score_round(run: Path, index: int, scans, pseudo_dir: Path, config, output: 
     model = build_model(config, seed=config.seed).eval() if index == 0 else load_model(round_dir(run, index))[0]
     items = []
     for scan in scans:
-        pseudo_scores = read_pseudo_masks(pseudo_dir / f"{scan.name}.npz").scores
+        pseudo_scores = read_pseudo_masks(pseudo_dir / f"{scan.name}.npz").instances.scores
         prediction = round_masks(model, scan, config, output, pseudo_scores)
         items.append((scan.name, prediction.to_input(scan.scene),
                       scan_ground_truth(scan, None)))
@@ -31,5 +31,6 @@ def score_round(run: Path, index: int, scans, pseudo_dir: Path, config, output: 
 
 def pseudo_figures(scans, pseudo_dir: Path) -> tuple[float, float, float]:
     """The pseudo masks' own AP / AP50 / AP25 (percent)."""
-    return figures([(s.name, Instances(s.pseudo_masks, read_pseudo_masks(pseudo_dir / f"{s.name}.npz").scores)
-                     .over(s.segments).to_input(s.scene), scan_ground_truth(s, None)) for s in scans])
+    scores = {s.name: read_pseudo_masks(pseudo_dir / f"{s.name}.npz").instances.scores for s in scans}
+    return figures([(s.name, Instances(s.pseudo_masks, scores[s.name]).over(s.segments).to_input(s.scene),
+                     scan_ground_truth(s, None)) for s in scans])

@@ -81,10 +81,10 @@ def main() -> None:
         scene.colors = None
     segmentation = segment_scene(scene)
     masks = gt_segment_masks(scene.gt, segmentation.labels, segmentation.num_segments)
-    scores = np.ones(len(masks))
-    write_pseudo_masks(work / "pseudo", PseudoMasks(scene.name, segmentation.labels, masks, scores, {}))
+    pseudo = PseudoMasks(scene.name, segmentation.labels, Instances(masks, np.ones(len(masks))), {})
+    write_pseudo_masks(work / "pseudo", pseudo)
     write_ply(work / f"{scene.name}.ply", scene.vertices, scene.faces, scene.colors)
-    pseudo_ap = evaluate_scenes([(scene.name, Instances(masks, scores).over(segmentation.labels), scene.gt)]).overall
+    pseudo_ap = evaluate_scenes([(scene.name, pseudo.vertex_instances(), scene.gt)]).overall
 
     config = preset_config(args.preset, epochs=args.epochs, drop_loss_warmup=args.drop_loss_warmup, lr=args.lr,
                            batch_size=args.batch_size)

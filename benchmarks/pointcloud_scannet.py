@@ -35,7 +35,6 @@ import numpy as np
 from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
 from unscene3d.baselines.common import partition_to_instances
 from unscene3d.evaluation import evaluate_scenes
-from unscene3d.instances import Instances
 from unscene3d.io.scan import load_scan
 from unscene3d.normals import estimate_normals, neighbour_graph
 from unscene3d.oversegment import compute_vertex_normals, partition_agreement
@@ -132,8 +131,8 @@ def main() -> None:
     for kind, (path, scene) in scans.items():
         written, seconds = timed(run_pseudo_masks, [path], work / kind / "pseudo", PseudoMaskOptions(), force=True)
         pseudo = read_pseudo_masks(written[0])
-        print(f"{kind:6s} {len(pseudo.scores):3d} masks over {pseudo.segment_masks.shape[1]} segments "
-              f"{figures(scene, Instances(pseudo.vertex_masks(), pseudo.scores))} {seconds:6.2f}s")
+        print(f"{kind:6s} {len(pseudo.instances):3d} masks over {pseudo.instances.num_units} segments "
+              f"{figures(scene, pseudo.vertex_instances())} {seconds:6.2f}s")
     if args.skip_train:
         return
 

@@ -31,7 +31,6 @@ import numpy as np
 
 from unscene3d.baselines import felzenszwalb_instances
 from unscene3d.evaluation import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS, evaluate_scenes
-from unscene3d.instances import Instances
 from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.pseudo.ncut import NCutConfig
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, pseudo_masks_for_scene
@@ -84,7 +83,7 @@ def run(scenes, variant: PseudoMaskOptions | str) -> dict:
             found = felzenszwalb_instances(scene)
         else:
             result = pseudo_masks_for_scene(scene, variant)
-            found = Instances(result.vertex_masks(), result.scores)
+            found = result.vertex_instances()
         seconds.append(time.perf_counter() - start)
         h, c = mask_precision(found.masks, scene.gt)
         hits, counted, count = hits + h, counted + c, count + len(found)

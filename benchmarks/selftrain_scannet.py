@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 from unscene3d.evaluation import evaluate_scenes
-from unscene3d.instances import Instances
 from unscene3d.io.benchmark import write_gt_txt
 from unscene3d.io.ply import write_ply
 from unscene3d.io.scan import load_scan
@@ -109,8 +108,7 @@ def main() -> None:
         written = work / "pseudo" / f"{scene.name}.npz"
         pseudo[scene.name] = read_pseudo_masks(written) if written.is_file() else pseudo_masks_for_scene(scene, options)
     rows.append(("pseudo masks", {
-        group: figures([(s.name, Instances(pseudo[s.name].vertex_masks(), pseudo[s.name].scores), s.gt)
-                        for s in scenes])
+        group: figures([(s.name, pseudo[s.name].vertex_instances(), s.gt) for s in scenes])
         for group, scenes in groups.items()
     }))
     for index in range(1, args.rounds + 1):

@@ -127,9 +127,8 @@ def shared(tmp_path_factory) -> Shared:
     model = build_backbone(TINY_BACKBONE, seed=0)
     save_checkpoint(folder / "backbone", 1, model.state_dict(), {}, {"backbone": TINY_BACKBONE.to_dict()})
     segmentation = oversegment(scene.vertices, scene.faces, scene.colors, variant="unscene3d")
-    write_pseudo_masks(folder / "pseudo", PseudoMasks("room", segmentation.labels,
-                                                      np.ones((1, segmentation.num_segments), bool), np.ones(1), {},
-                                                      room))
+    everything = Instances(np.ones((1, segmentation.num_segments), bool), [1.0])
+    write_pseudo_masks(folder / "pseudo", PseudoMasks("room", segmentation.labels, everything, {}, room))
     self_train(folder / "pseudo", [], folder / "run", preset_config("segment", steps=3, batch_size=1))
     return Shared(room, folder / "gt", folder / "pred", folder / "backbone", folder / "pseudo", folder / "run")
 
@@ -363,8 +362,8 @@ def pseudo_masks_of_the_cloud(tmp, shared, result):
 
     expected = pseudo_masks_for_scene(cloud_scene(tmp), PseudoMaskOptions())
     written = read_pseudo_masks(tmp / "out" / "cloud.npz")
-    assert len(expected.scores) > 0 and np.array_equal(written.segment_labels, expected.segment_labels)
-    assert np.array_equal(written.segment_masks, expected.segment_masks)
+    assert len(expected.instances) > 0 and np.array_equal(written.segment_labels, expected.segment_labels)
+    assert np.array_equal(written.instances.masks, expected.instances.masks)
 
 
 @accepts(pseudo_masks_of_the_cloud)
@@ -1238,7 +1237,7 @@ def ply_all_vertices_at_one_point(tmp, shared):
 def pseudo_masks_written(tmp, shared, result):
     from unscene3d.pseudo.pipeline import read_pseudo_masks
 
-    assert read_pseudo_masks(tmp / "out" / "tiny.npz").segment_masks.shape[0] == 0
+    assert len(read_pseudo_masks(tmp / "out" / "tiny.npz").instances) == 0
 
 
 @accepts(pseudo_masks_written)

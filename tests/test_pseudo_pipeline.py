@@ -43,16 +43,16 @@ def test_writes_benchmark_files_and_npz_and_skips_done_scans(scan_files, tmp_pat
     written = run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions())
     assert written == [out / "room0.npz"]
     masks = read_pseudo_masks(written[0])
-    vertex_masks = masks.vertex_masks()
-    assert len(masks.scores) >= 1 and masks.segment_masks.shape[1] == masks.segment_labels.max() + 1
+    scores, vertex_masks = masks.instances.scores, masks.vertex_instances().masks
+    assert len(scores) >= 1 and masks.instances.num_units == masks.segment_labels.max() + 1
     bench_masks, _, bench_scores = read_predictions(out, "room0", len(masks.segment_labels))
     np.testing.assert_array_equal(bench_masks, vertex_masks)
-    np.testing.assert_allclose(bench_scores, masks.scores)
+    np.testing.assert_allclose(bench_scores, scores)
     # the default: no weights given, so geometric descriptors, structure left out, spatial cuts
     assert masks.params["modality"] == "geometric" and masks.params["cut"] == "spatial"
     assert masks.params["structure"]["floor"] >= 1 and masks.params["structure"]["wall"] >= 1
     assert masks.params["oversegmentation"]["variant"] == "unscene3d"
-    assert len(masks.scores) <= 20 and np.all(np.diff(masks.scores) <= 0)  # ranked by objectness
+    assert len(scores) <= 20 and np.all(np.diff(scores) <= 0)  # ranked by objectness
     assert not (vertex_masks.sum(axis=0) > 1).any()  # masks do not overlap
     assert masks.scan_path == scan_files[0].resolve()  # training finds the scan through it
 
@@ -93,13 +93,13 @@ def test_3d_modality_uses_the_backbone_features(monkeypatch) -> None:
     # (segments straddling two instances aside; with structure left out, an object lying in a wall's
     # plane may lose its part there)
     for result in (official, spatial):
-        masks = result.vertex_masks()
+        masks = result.vertex_instances().masks
         assert len(masks) >= 3
         for instance in np.unique(scene.gt):
             inside = np.sort(masks[:, scene.gt == instance].mean(axis=1))
             assert inside[-2] < 0.15
     for instance in np.unique(scene.gt):  # official, no structure: all of an instance or none of it
-        inside = official.vertex_masks()[:, scene.gt == instance].mean(axis=1)
+        inside = official.vertex_instances().masks[:, scene.gt == instance].mean(axis=1)
         assert inside.max() > 0.85 or inside.sum() < 0.15
 
 
@@ -114,8 +114,8 @@ def test_official_cut_without_structure_is_the_official_masked_ncut() -> None:
     features = handcrafted_segment_features(scene, segmentation.labels, segmentation.num_segments,
                                             segmentation.adjacency)
     expected = masked_ncut(features, segmentation.adjacency, NCutConfig(tau=0.6))
-    np.testing.assert_array_equal(result.segment_masks, expected.masks)
-    np.testing.assert_array_equal(result.scores, expected.scores())
+    np.testing.assert_array_equal(result.instances.masks, expected.masks)
+    np.testing.assert_array_equal(result.instances.scores, expected.scores())
     assert result.params["structure"] is None
 
 
@@ -134,7 +134,7 @@ def test_structure_is_never_part_of_a_mask() -> None:
                                                                   segmentation.num_segments))
     for cut in ("spatial", "official"):
         result = pseudo_masks_for_scene(scene, PseudoMaskOptions(cut=cut))
-        assert not (result.segment_masks & structure.is_structure).any()
+        assert not (result.instances.masks & structure.is_structure).any()
 
 
 def test_auto_modality_picks_the_best_available_features() -> None:
@@ -155,10 +155,10 @@ def test_felzenszwalb_source_takes_coarse_segments_as_masks() -> None:
     result = pseudo_masks_for_scene(scene, PseudoMaskOptions(source="felzenszwalb"))
     coarse = oversegment(scene.vertices, scene.faces, scene.colors, variant="scannet", k_thresh=0.05, min_verts=500)
     np.testing.assert_array_equal(result.segment_labels, coarse.labels)
-    sizes = result.vertex_masks().sum(axis=1)
-    assert (result.segment_masks.sum(axis=1) == 1).all() and (sizes >= 100).all()
-    np.testing.assert_allclose(result.scores, sizes / scene.num_vertices)
-    assert np.all(np.diff(result.scores) <= 0)
+    sizes = result.vertex_instances().masks.sum(axis=1)
+    assert (result.instances.masks.sum(axis=1) == 1).all() and (sizes >= 100).all()
+    np.testing.assert_allclose(result.instances.scores, sizes / scene.num_vertices)
+    assert np.all(np.diff(result.instances.scores) <= 0)
 
 
 def test_bad_inputs(scan_files, tmp_path, caplog) -> None:

@@ -66,7 +66,8 @@ def write_scan_with_gt_pseudo_masks(folder: Path, seed: int) -> Path:
             masks.append(share > 0.5)
     masks = np.array(masks)
     path = folder / f"{scene.name}.ply"
-    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, labels, masks, np.ones(len(masks)), {}, path))
+    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, labels, Instances(masks, np.ones(len(masks))), {},
+                                                      path))
     write_ply(path, scene.vertices, scene.faces, scene.colors)
     return path
 
@@ -206,10 +207,10 @@ def test_pseudo_masks_without_their_scan_are_reported(data, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     scan = make_training_scan(load_scan(scans[0]), pseudo / "room0.npz", tiny_config().model)
-    labels, masks = scan.segments, scan.pseudo_masks[:1]
-    write_pseudo_masks(old, PseudoMasks("room0", labels, masks, np.ones(1), {}))
+    labels, first = scan.segments, Instances(scan.pseudo_masks[:1], [1.0])
+    write_pseudo_masks(old, PseudoMasks("room0", labels, first, {}))
     with pytest.raises(InputError, match="no scan named 'room0'.*records none"):
         pair_scans(old)
-    write_pseudo_masks(old, PseudoMasks("room0", labels, masks, np.ones(1), {}, tmp_path / "gone.ply"))
+    write_pseudo_masks(old, PseudoMasks("room0", labels, first, {}, tmp_path / "gone.ply"))
     with pytest.raises(InputError, match="gone.ply, is gone"):
         pair_scans(old)

@@ -87,9 +87,9 @@ def run_demo(output: Path, *, seed: int = 0, run: Path | None = None) -> str:
 
 def _pseudo_masks(scene: Scene, out_dir: Path) -> Instances:
     """UnScene3D's pseudo masks with the default (no-weights) options, written as `pseudo-masks` would."""
-    masks = pseudo_masks_for_scene(scene, PseudoMaskOptions())
-    write_pseudo_masks(out_dir, masks, scene)
-    return Instances(masks.vertex_masks(), masks.scores)
+    pseudo = pseudo_masks_for_scene(scene, PseudoMaskOptions())
+    write_pseudo_masks(out_dir, pseudo, scene)
+    return pseudo.vertex_instances()
 
 
 def _selftrained(predictor: Predictor, scene: Scene) -> Instances:

@@ -144,7 +144,7 @@ def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], conf
     model, _ = load_model(round_dir(run_dir, index), device)
     counts = []
     for scan in scans:
-        pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").scores
+        pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").instances.scores
         prediction = round_masks(model, scan, config, output, pseudo_scores)
         write_instances(folder, scan.scene, prediction)
         counts.append(len(prediction.scores))

@@ -131,14 +131,13 @@ class PseudoMasks:
 
     scene_name: str
     segment_labels: np.ndarray  # (N,) compact segment index per vertex
-    segment_masks: np.ndarray  # (K, S) bool
-    scores: np.ndarray  # (K,)
+    instances: Instances  # (K, S) masks over the segments, scores (K,)
     params: dict
     scan_path: Path | None = None  # the scan the masks were made from, so training can find it
 
-    def vertex_masks(self) -> np.ndarray:
-        """(K, N) bool masks over the vertices."""
-        return self.segment_masks[:, self.segment_labels]
+    def vertex_instances(self) -> Instances:
+        """The masks over the vertices."""
+        return self.instances.over(self.segment_labels)
 
 
 def segment_scene(scene: Scene) -> Segmentation:
@@ -190,7 +189,7 @@ def _graph_features(features: list[np.ndarray], geometry: SegmentGeometry, confi
     return np.concatenate(units, axis=1)
 
 
-def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, Instances, dict]:
     k_thresh, min_verts = FELZENSZWALB_SOURCE_PARAMS
     segmentation = oversegment_scene(scene, variant="scannet", k_thresh=k_thresh, min_verts=min_verts)
     sizes = np.bincount(segmentation.labels, minlength=segmentation.num_segments)
@@ -198,7 +197,7 @@ def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarr
     kept = kept[np.argsort(-sizes[kept], kind="stable")]
     masks = np.zeros((len(kept), segmentation.num_segments), dtype=bool)
     masks[np.arange(len(kept)), kept] = True
-    return segmentation.labels, masks, sizes[kept] / max(len(segmentation.labels), 1), segmentation.params
+    return segmentation.labels, Instances(masks, sizes[kept] / max(len(segmentation.labels), 1)), segmentation.params
 
 
 def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMasks:
@@ -206,9 +205,9 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMa
     source = Path(scene.source).resolve() if scene.source is not None else None
     params: dict = {"format_version": FORMAT_VERSION, "source": options.source}
     if options.source == "felzenszwalb":
-        labels, masks, scores, segmentation_params = _felzenszwalb_source(scene)
+        labels, instances, segmentation_params = _felzenszwalb_source(scene)
         params["oversegmentation"] = segmentation_params
-        return PseudoMasks(scene.name, labels, masks, scores, params, source)
+        return PseudoMasks(scene.name, labels, instances, params, source)
 
     modality = options.resolved_modality(scene)
     if modality in ("2d", "both") and not scene.frames:
@@ -227,14 +226,14 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMa
         "structure": None if structure is None else structure.summary(),
     })
     if options.cut == "official":
-        masks, scores = _official_cut(features, segmentation, structure, options.ncut_config(modality), params)
+        instances = _official_cut(features, segmentation, structure, options.ncut_config(modality), params)
     else:
-        masks, scores = _spatial_cut(scene, segmentation, geometry, structure, features, modality, options, params)
-    return PseudoMasks(scene.name, segmentation.labels, masks, scores, params, source)
+        instances = _spatial_cut(scene, segmentation, geometry, structure, features, modality, options, params)
+    return PseudoMasks(scene.name, segmentation.labels, instances, params, source)
 
 
 def _official_cut(features: list[np.ndarray], segmentation: Segmentation, structure: Structure | None,
-                  config: NCutConfig, params: dict) -> tuple[np.ndarray, np.ndarray]:
+                  config: NCutConfig, params: dict) -> Instances:
     excluded = None if structure is None else structure.is_structure
     result = masked_ncut(features, segmentation.adjacency, config, excluded=excluded)
     params.update({
@@ -243,11 +242,11 @@ def _official_cut(features: list[np.ndarray], segmentation: Segmentation, struct
         "rejected": result.rejected,
         "eigenvalues": result.eigenvalues.tolist(),
     })
-    return result.masks, result.scores()
+    return Instances(result.masks, result.scores())
 
 
 def _spatial_cut(scene: Scene, segmentation: Segmentation, geometry: SegmentGeometry, structure: Structure | None,
-                 features: list[np.ndarray], modality: str, options: PseudoMaskOptions, params: dict) -> tuple[np.ndarray, np.ndarray]:
+                 features: list[np.ndarray], modality: str, options: PseudoMaskOptions, params: dict) -> Instances:
     graph_config = options.graph_config(modality)
     params.update({"graph": asdict(graph_config), "cuts": asdict(options.cuts)})
     return spatial_cut(scene, segmentation.labels, geometry, structure, _graph_features(features, geometry, graph_config),
@@ -262,39 +261,38 @@ def spatial_cut(
     features: np.ndarray,
     graph: GraphConfig,
     cuts: CutConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The spatial cut of a scan's segments (``labels``) on the segment features ``features`` (S, C):
-    ``(masks (K, S) bool, objectness scores (K,))``, structure left out when given."""
+) -> Instances:
+    """The spatial cut of a scan's segments (``labels``) on the segment features ``features`` (S, C): masks over
+    the segments scored by objectness, structure left out when given."""
     count = geometry.num_segments
     contacts = segment_contacts(labels, *surface_edges(scene.vertices, scene.faces), count)
     affinity = segment_affinity(geometry, contacts, features, graph)
     active = np.ones(count, dtype=bool) if structure is None else ~structure.is_structure
     candidates = cut_tree(affinity, active, cuts)
     scores = objectness(candidates, geometry, cuts)
-    return select_masks(candidates, scores, np.bincount(labels, minlength=count), cuts)
+    return Instances(*select_masks(candidates, scores, np.bincount(labels, minlength=count), cuts))
 
 
-def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks, scene: Scene | None = None) -> Path:
+def write_pseudo_masks(out_dir: str | Path, pseudo: PseudoMasks, scene: Scene | None = None) -> Path:
     """Write the benchmark files (and, given the ``scene``, its ``<scene>_instances.ply`` coloured by mask),
     then ``<scene>.npz`` (atomically, last); return the ``.npz`` path. Given the ``scene``, the benchmark
     masks are laid out per input point (a cloud's NaN rows in no mask), so they line up with the file."""
     out_dir = Path(out_dir)
-    vertex_masks = masks.vertex_masks()
+    vertex_instances = pseudo.vertex_instances()
     if scene is not None:
-        write_instances_ply(out_dir / f"{masks.scene_name}{INSTANCES_PLY_SUFFIX}", scene,
-                            Instances(vertex_masks, masks.scores))
-        vertex_masks = scene.to_input(vertex_masks, False)
-    export_predictions(out_dir, masks.scene_name, vertex_masks, masks.scores)
-    path = out_dir / f"{masks.scene_name}.npz"
+        write_instances_ply(out_dir / f"{pseudo.scene_name}{INSTANCES_PLY_SUFFIX}", scene, vertex_instances)
+        vertex_instances = vertex_instances.to_input(scene)
+    export_predictions(out_dir, pseudo.scene_name, vertex_instances.masks, vertex_instances.scores)
+    path = out_dir / f"{pseudo.scene_name}.npz"
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(
                 handle,
-                segment_labels=masks.segment_labels.astype(np.int32),
-                segment_masks=masks.segment_masks.astype(bool),
-                scores=masks.scores.astype(np.float64),
-                params=np.array(json.dumps(masks.params)),
-                scan_path=np.array("" if masks.scan_path is None else str(masks.scan_path)),
+                segment_labels=pseudo.segment_labels.astype(np.int32),
+                segment_masks=pseudo.instances.masks,
+                scores=pseudo.instances.scores,
+                params=np.array(json.dumps(pseudo.params)),
+                scan_path=np.array("" if pseudo.scan_path is None else str(pseudo.scan_path)),
             )
     return path
 
@@ -311,9 +309,14 @@ def read_pseudo_masks(path: str | Path) -> PseudoMasks:
             scan_path = str(data["scan_path"]) if "scan_path" in data.files else ""
     except (OSError, KeyError, ValueError) as error:
         raise InputError(path, f"not a pseudo-mask file: {error}") from None
-    if masks.ndim != 2 or len(scores) != len(masks) or (len(labels) and labels.max() >= masks.shape[1]):
-        raise InputError(path, "inconsistent pseudo-mask arrays")
-    return PseudoMasks(path.stem, labels, masks, scores, params, Path(scan_path) if scan_path else None)
+    try:
+        instances = Instances(masks, scores)
+    except ValueError as error:
+        raise InputError(path, f"inconsistent pseudo-mask arrays: {error}") from None
+    if len(labels) and (labels.min() < 0 or labels.max() >= instances.num_units):
+        raise InputError(path, f"inconsistent pseudo-mask arrays: segment labels beyond the {instances.num_units} "
+                               "masked segments")
+    return PseudoMasks(path.stem, labels, instances, params, Path(scan_path) if scan_path else None)
 
 
 def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: int | None) -> tuple[str, int, float]:
@@ -325,9 +328,9 @@ def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: 
 
     start = time.perf_counter()
     scene = load_scan(scan, load_frames=options.needs_frames())
-    masks = pseudo_masks_for_scene(scene, options)
-    write_pseudo_masks(out_dir, masks, scene)
-    return scene.name, len(masks.scores), time.perf_counter() - start
+    pseudo = pseudo_masks_for_scene(scene, options)
+    write_pseudo_masks(out_dir, pseudo, scene)
+    return scene.name, len(pseudo.instances), time.perf_counter() - start
 
 
 def run_pseudo_masks(

@@ -470,9 +470,9 @@ def _check_same_config(state: dict[str, Any], config: SelfTrainConfig, source: P
 RECUT_GRAPH = GraphConfig(feature_scale=4.0, feature_distance="cosine", feature_source="features")
 
 
-def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> tuple[np.ndarray, np.ndarray]:
-    """The spatial cut of the pseudo-mask stage run again on the model's learned segment features:
-    ``(masks (K, S), objectness scores (K,))``, floor, walls and ceiling left out."""
+def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> Instances:
+    """The spatial cut of the pseudo-mask stage run again on the model's learned segment features: masks over
+    the segments scored by objectness, floor, walls and ceiling left out."""
     from unscene3d.features.geometric import segment_geometry
     from unscene3d.pseudo.cuts import CutConfig
     from unscene3d.pseudo.pipeline import spatial_cut
@@ -500,9 +500,9 @@ def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, con
     if isinstance(model, SegmentModel) and config.densify.recut_masks:
         covered = scan.pseudo_masks.any(axis=0) | np.any(added, axis=0)
         floor = min(scores, default=config.densify.min_score)
-        masks, objectness = recut_masks(model, scan)
+        recut = recut_masks(model, scan)
         count = 0
-        for mask, value in zip(masks, objectness / max(float(objectness.max(initial=0.0)), 1e-12)):
+        for mask, value in zip(recut.masks, recut.scores / max(float(recut.scores.max(initial=0.0)), 1e-12)):
             new = mask & ~covered
             if count == config.densify.recut_masks:
                 break
