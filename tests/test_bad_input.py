@@ -1007,6 +1007,74 @@ def checkpoint_run_without_rounds(tmp, shared):
     return ["predict", tmp / "run", shared.room, "-o", tmp / "out"]
 
 
+# --- features3d folders (pseudo-masks --features3d reads what the features3d command wrote)
+
+
+def features_folder(tmp: Path, shared: Shared, rows: int | None = None, channels: int = 12) -> Path:
+    """A features3d folder for the room, written without the network (zeros of the right shape by default)."""
+    from unscene3d.features.folder import write_manifest
+    from unscene3d.io.scan import load_scan
+
+    folder = tmp / "feat"
+    write_manifest(folder, shared.backbone_run, 12)
+    rows = load_scan(shared.room, load_frames=False).num_vertices if rows is None else rows
+    np.save(folder / "room.npy", np.zeros((rows, channels), np.float32))
+    return folder
+
+
+def pseudo_masks_reading(folder: Path, tmp: Path, shared: Shared, *options: str) -> list:
+    return ["pseudo-masks", shared.room, "-o", tmp / "out", "--features3d", folder, *options]
+
+
+@rejects("nope: no such folder of 3D features")
+def features_folder_missing(tmp, shared):
+    return pseudo_masks_reading(tmp / "nope", tmp, shared)
+
+
+@rejects("feat: has no features3d.json: not a folder written by `unscene3d features3d`")
+def features_folder_without_its_description(tmp, shared):
+    folder = features_folder(tmp, shared)
+    (folder / "features3d.json").unlink()
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("feat/features3d.json: describes format 'unscene3d features3d' version 2")
+def features_folder_of_another_version(tmp, shared):
+    folder = features_folder(tmp, shared)
+    manifest = json.loads((folder / "features3d.json").read_text())
+    (folder / "features3d.json").write_text(json.dumps({**manifest, "format_version": 2}))
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("feat/room.npy: holds float32 features of shape (10, 12), but scan room needs (")
+def features_of_another_scan(tmp, shared):
+    return pseudo_masks_reading(features_folder(tmp, shared, rows=10), tmp, shared)
+
+
+@rejects("feat/room.npy: holds float32 features of shape (")
+def features_of_another_width(tmp, shared):
+    return pseudo_masks_reading(features_folder(tmp, shared, channels=5), tmp, shared)
+
+
+@rejects("feat/room.npy: not a .npy file of features")
+def features_file_truncated(tmp, shared):
+    folder = features_folder(tmp, shared)
+    (folder / "room.npy").write_bytes((folder / "room.npy").read_bytes()[:100])
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("feat/room.npy: not found: no 3D features for scan room")
+def features_missing_for_a_scan(tmp, shared):
+    folder = features_folder(tmp, shared)
+    (folder / "room.npy").unlink()
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("a backbone checkpoint (--checkpoint) or from a features3d folder (--features3d), not both")
+def features_and_a_checkpoint(tmp, shared):
+    return pseudo_masks_reading(features_folder(tmp, shared), tmp, shared, "--checkpoint", str(shared.backbone_run))
+
+
 # --- training inputs
 
 
@@ -1280,7 +1348,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 
 def test_the_corpus_covers_every_kind_of_input():
-    prefixes = ("ply_", "pcd_", "scan_", "scannet_", "gt_", "pred_", "checkpoint_", "option_", "output_")
+    prefixes = ("ply_", "pcd_", "scan_", "scannet_", "gt_", "pred_", "checkpoint_", "features_", "option_", "output_")
     counts = {prefix: sum(case.name.startswith(prefix) for case in CASES) for prefix in prefixes}
     assert len(CASES) >= 60 and all(counts.values()), counts
     assert len({case.name for case in CASES}) == len(CASES)
