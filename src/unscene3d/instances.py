@@ -9,8 +9,7 @@ never loses its score or its query. An index of one ``int`` keeps the set two-di
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,8 +23,8 @@ Index = int | slice | np.ndarray | Sequence[int] | Sequence[bool]
 class Instances:
     """K instance masks over N units with their scores and optional per-instance fields (module docstring).
 
-    Fields are read as attributes (``prediction.queries``) or through :attr:`fields`; the set is not
-    changed in place: indexing, :meth:`cat` and the conversions return new sets.
+    Fields are read as attributes (``prediction.queries``); the set is not changed in place: indexing,
+    :meth:`cat` and the conversions return new sets.
 
     Raises:
         ValueError: masks that are not (K, N), scores that are not (K,) and finite, a field of another length.
@@ -62,11 +61,6 @@ class Instances:
     def num_units(self) -> int:
         """N: the units (vertices, segments, points) the masks are over."""
         return self.masks.shape[1]
-
-    @property
-    def fields(self) -> Mapping[str, np.ndarray]:
-        """The extra per-instance fields, by name (read-only)."""
-        return MappingProxyType(self._fields)
 
     def __getattr__(self, name: str) -> np.ndarray:
         fields = self.__dict__.get("_fields", {})  # through __dict__: also safe while copying or unpickling

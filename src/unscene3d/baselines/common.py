@@ -21,6 +21,4 @@ def partition_to_instances(labels: np.ndarray, *, min_vertices: int = MIN_INSTAN
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
     keep = counts >= min_vertices
     ids, counts = ids[keep], counts[keep]
-    order = np.argsort(-counts, kind="stable")
-    ids, counts = ids[order], counts[order]
-    return Instances(labels[None, :] == ids[:, None], counts / max(len(labels), 1))
+    return Instances(labels[None, :] == ids[:, None], counts / max(len(labels), 1)).sorted_by_score()

@@ -204,10 +204,10 @@ def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, Instances, dict]:
     segmentation = oversegment_scene(scene, variant="scannet", k_thresh=k_thresh, min_verts=min_verts)
     sizes = np.bincount(segmentation.labels, minlength=segmentation.num_segments)
     kept = np.flatnonzero(sizes >= CutConfig().min_vertices)
-    kept = kept[np.argsort(-sizes[kept], kind="stable")]
     masks = np.zeros((len(kept), segmentation.num_segments), dtype=bool)
     masks[np.arange(len(kept)), kept] = True
-    return segmentation.labels, Instances(masks, sizes[kept] / max(len(segmentation.labels), 1)), segmentation.params
+    instances = Instances(masks, sizes[kept] / max(len(segmentation.labels), 1)).sorted_by_score()
+    return segmentation.labels, instances, segmentation.params
 
 
 def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
@@ -228,7 +228,8 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
     needs_geometry = options.structure or options.cut == "spatial" or modality == "geometric"
     geometry = segment_geometry(scene, segmentation.labels, segmentation.num_segments) if needs_geometry else None
     structure = detect_structure(scene.vertices, geometry, options.structure_config) if options.structure else None
-    features = segment_features(scene, segmentation, modality, extractors or options.extractors(), geometry)
+    extractors = extractors if extractors is not None else options.extractors()
+    features = segment_features(scene, segmentation, modality, extractors, geometry)
     params.update({
         "modality": modality,
         "checkpoint": options.checkpoint,
