@@ -33,22 +33,22 @@ def main() -> None:
 
     rows = []
 
-    def score(label: str, masks, scores, seconds: float) -> None:
-        figures = evaluate_scenes([(scene.name, masks, scores, scene.gt)]).overall
-        rows.append((label, len(masks), figures, seconds))
+    def score(label: str, found, seconds: float) -> None:
+        figures = evaluate_scenes([(scene.name, found, scene.gt)]).overall
+        rows.append((label, len(found), figures, seconds))
 
     for k, min_verts in ((0.01, 20), (0.05, 100), (0.05, 500)):
         start = time.perf_counter()
-        masks, scores = felzenszwalb_instances(scene, k_thresh=k, min_verts=min_verts)
-        score(f"felzenszwalb k={k} min={min_verts}", masks, scores, time.perf_counter() - start)
+        found = felzenszwalb_instances(scene, k_thresh=k, min_verts=min_verts)
+        score(f"felzenszwalb k={k} min={min_verts}", found, time.perf_counter() - start)
         reference = reference_dir / f"{args.scene}_vh_clean_2.k{k}_min{min_verts}.segs.json"
         if reference.is_file():
-            masks, scores = partition_to_instances(read_segs_json(reference))
-            score(f"  C++ Segmentator reference k={k} min={min_verts}", masks, scores, float("nan"))
+            found = partition_to_instances(read_segs_json(reference))
+            score(f"  C++ Segmentator reference k={k} min={min_verts}", found, float("nan"))
 
     start = time.perf_counter()
-    masks, scores = hdbscan_instances(scene)
-    score("hdbscan (defaults)", masks, scores, time.perf_counter() - start)
+    found = hdbscan_instances(scene)
+    score("hdbscan (defaults)", found, time.perf_counter() - start)
 
     print(f"{args.scene}: {scene.num_vertices} vertices; scores = instance size; figures in %")
     print(f"{'method':48s} {'inst':>5s} {'AP':>6s} {'AP50':>6s} {'AP25':>6s} {'time':>7s}")

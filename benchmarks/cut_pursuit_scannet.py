@@ -45,9 +45,9 @@ def main() -> None:
             )
             seconds = time.perf_counter() - start
             labels = np.asarray(components, dtype=np.int64)[graph.voxel_of_point]
-            masks, scores = partition_to_instances(labels)
-            result = evaluate_scenes([(scene.name, masks, scores, scene.gt)]).overall
-            print(f"{name:26s} strength {strength:6g}: {len(np.unique(labels)):4d} components, {len(masks):3d} "
+            found = partition_to_instances(labels)
+            result = evaluate_scenes([(scene.name, found, scene.gt)]).overall
+            print(f"{name:26s} strength {strength:6g}: {len(np.unique(labels)):4d} components, {len(found):3d} "
                   f"instances, {100 * partition_agreement(mesh, labels)[0]:.1f}% in the matched mesh segment, "
                   f"AP / AP50 / AP25 {100 * result['AP']:.1f} / {100 * result['AP50']:.1f} / {100 * result['AP25']:.1f},"
                   f" {seconds:.1f} s")

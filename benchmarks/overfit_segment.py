@@ -21,6 +21,7 @@ import numpy as np
 from fitbench import figures
 
 from unscene3d.evaluation import MIN_REGION_SIZE, SCANNET_BENCHMARK_CLASS_IDS
+from unscene3d.instances import Instances
 from unscene3d.io.scan import load_scan
 from unscene3d.model.losses import LossConfig
 from unscene3d.model.segment_model import TokenAugment
@@ -48,10 +49,10 @@ def main() -> None:
                and (scene.gt == i).sum() >= MIN_REGION_SIZE]
     masks = np.stack([np.bincount(labels, scene.gt == i, count) > 0.5 * sizes for i in objects])
     masks = masks[masks.any(axis=1)]
-    scores = np.ones(len(masks))
+    pseudo = PseudoMasks(scene.name, labels, Instances(masks, np.ones(len(masks))), {}, SCENE.resolve())
     pseudo_dir = args.work / "pseudo"
-    write_pseudo_masks(pseudo_dir, PseudoMasks(scene.name, labels, masks, scores, {}, SCENE.resolve()), scene)
-    bound = figures([(scene.name, masks[:, labels], scores, scene.gt)])
+    write_pseudo_masks(pseudo_dir, pseudo, scene)
+    bound = figures([(scene.name, pseudo.vertex_instances(), scene.gt)])
 
     still = TokenAugment(rotate=False, scale=(1.0, 1.0), mirror=False, color_noise=0.0, feature_noise=0.0,
                          drop_segments=0.0)
@@ -64,7 +65,7 @@ def main() -> None:
     model, _ = load_model(round_dir(run, 1))
     scan = load_training_scans(pseudo_dir, [], config.model)[0]
     prediction = predict_training_scan(model, scan, config)
-    result = figures([(scene.name, prediction.masks, prediction.scores, scene.gt)])
+    result = figures([(scene.name, prediction, scene.gt)])
     print(f"{len(masks)} ground-truth objects as pseudo masks over {count} segments; upper bound (those masks "
           "themselves) AP / AP50 / AP25 %.1f / %.1f / %.1f" % bound)
     print(f"segment model, {args.steps} steps in {seconds:.0f} s: AP / AP50 / AP25 %.1f / %.1f / %.1f "

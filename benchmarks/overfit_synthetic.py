@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from unscene3d.evaluation import SCANNET_BENCHMARK_CLASS_IDS, evaluate_scenes
+from unscene3d.instances import Instances
 from unscene3d.io.ply import write_ply
 from unscene3d.predict import Predictor
 from unscene3d.pseudo.pipeline import PseudoMasks, segment_scene, write_pseudo_masks
@@ -80,10 +81,10 @@ def main() -> None:
         scene.colors = None
     segmentation = segment_scene(scene)
     masks = gt_segment_masks(scene.gt, segmentation.labels, segmentation.num_segments)
-    scores = np.ones(len(masks))
-    write_pseudo_masks(work / "pseudo", PseudoMasks(scene.name, segmentation.labels, masks, scores, {}))
+    pseudo = PseudoMasks(scene.name, segmentation.labels, Instances(masks, np.ones(len(masks))), {})
+    write_pseudo_masks(work / "pseudo", pseudo)
     write_ply(work / f"{scene.name}.ply", scene.vertices, scene.faces, scene.colors)
-    pseudo_ap = evaluate_scenes([(scene.name, masks[:, segmentation.labels], scores, scene.gt)]).overall
+    pseudo_ap = evaluate_scenes([(scene.name, pseudo.vertex_instances(), scene.gt)]).overall
 
     config = preset_config(args.preset, epochs=args.epochs, drop_loss_warmup=args.drop_loss_warmup, lr=args.lr,
                            batch_size=args.batch_size)
@@ -104,7 +105,7 @@ def main() -> None:
     start = time.perf_counter()
     prediction = predictor.predict(scene, segmentation.labels)
     predict_seconds = time.perf_counter() - start
-    figures = evaluate_scenes([(scene.name, prediction.masks, prediction.scores, scene.gt)]).overall
+    figures = evaluate_scenes([(scene.name, prediction, scene.gt)]).overall
 
     losses = result.losses.get(1, [])
     print(f"scene {scene.name}: {len(scene.vertices)} vertices, {segmentation.num_segments} segments, "

@@ -36,8 +36,7 @@ FRAMES = ("learn0", "learn17", "learn25", "learn33")
 def per_frame(scenes, run) -> list[dict[str, float]]:
     rows = []
     for scene in scenes:
-        masks, scores = run(scene)
-        rows.append(evaluate_scenes([(scene.name, masks, scores, scene.gt)]).overall)
+        rows.append(evaluate_scenes([(scene.name, run(scene), scene.gt)]).overall)
     return rows
 
 

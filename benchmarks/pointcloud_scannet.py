@@ -45,8 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 GRID = list(itertools.product((0.03, 0.04, 0.05, 0.06, 0.08), (300, 400, 500, 600, 800)))
 
 
-def figures(scene, masks, scores) -> str:
-    result = evaluate_scenes([(scene.name, masks, scores, scene.gt)]).overall
+def figures(scene, found) -> str:
+    result = evaluate_scenes([(scene.name, found, scene.gt)]).overall
     return f"{100 * result['AP']:5.1f} / {100 * result['AP50']:5.1f} / {100 * result['AP25']:5.1f}"
 
 
@@ -94,8 +94,8 @@ def main() -> None:
                 labels = oversegment_scene(cloud, k_thresh=setting[0], min_verts=setting[1], neighbours=neighbours).labels
                 shares.append(partition_agreement(mesh_grid[setting], labels)[0])
                 if setting == (0.05, 500):
-                    grid_masks, grid_scores = partition_to_instances(labels)
-                    at_default = evaluate_scenes([(cloud.name, grid_masks, grid_scores, cloud.gt)]).overall["AP50"]
+                    found = partition_to_instances(labels)
+                    at_default = evaluate_scenes([(cloud.name, found, cloud.gt)]).overall["AP50"]
             print(f"{neighbours:2d} neighbours: mean share in the matched mesh segment {100 * np.mean(shares):.1f}%;"
                   f" AP50 at (0.05, 500) {100 * at_default:.1f}")
 
@@ -113,27 +113,26 @@ def main() -> None:
 
     print("\n== baseline felzenszwalb (AP / AP50 / AP25) ==")
     for kind, (_, scene) in scans.items():
-        (masks, scores), seconds = timed(felzenszwalb_instances, scene)
+        found, seconds = timed(felzenszwalb_instances, scene)
         grid = []
         for k, min_verts in GRID:
             labels = oversegment_scene(scene, k_thresh=k, min_verts=min_verts).labels
-            grid_masks, grid_scores = partition_to_instances(labels)
-            grid.append(evaluate_scenes([(scene.name, grid_masks, grid_scores, scene.gt)]).overall["AP50"])
-        print(f"{kind:6s} k 0.05 min 500: {len(masks):3d} instances {figures(scene, masks, scores)} {seconds:6.2f}s;"
+            grid.append(evaluate_scenes([(scene.name, partition_to_instances(labels), scene.gt)]).overall["AP50"])
+        print(f"{kind:6s} k 0.05 min 500: {len(found):3d} instances {figures(scene, found)} {seconds:6.2f}s;"
               f" AP50 over the 5x5 grid: mean {100 * np.mean(grid):.1f}, min {100 * np.min(grid):.1f},"
               f" max {100 * np.max(grid):.1f}")
 
     print("\n== baseline hdbscan (AP / AP50 / AP25) ==")
     for kind, (_, scene) in scans.items():
-        (masks, scores), seconds = timed(hdbscan_instances, scene)
-        print(f"{kind:6s} {len(masks):3d} instances {figures(scene, masks, scores)} {seconds:6.2f}s")
+        found, seconds = timed(hdbscan_instances, scene)
+        print(f"{kind:6s} {len(found):3d} instances {figures(scene, found)} {seconds:6.2f}s")
 
     print("\n== pseudo-masks (handcrafted, official NCut rules) ==")
     for kind, (path, scene) in scans.items():
         written, seconds = timed(run_pseudo_masks, [path], work / kind / "pseudo", PseudoMaskOptions(), force=True)
         pseudo = read_pseudo_masks(written[0])
-        print(f"{kind:6s} {len(pseudo.scores):3d} masks over {pseudo.segment_masks.shape[1]} segments "
-              f"{figures(scene, pseudo.vertex_masks(), pseudo.scores)} {seconds:6.2f}s")
+        print(f"{kind:6s} {len(pseudo.instances):3d} masks over {pseudo.instances.num_units} segments "
+              f"{figures(scene, pseudo.vertex_instances())} {seconds:6.2f}s")
     if args.skip_train:
         return
 
@@ -147,7 +146,7 @@ def main() -> None:
         predictor = Predictor.load(work / kind / "run")
         prediction, predict_seconds = timed(predictor.predict, scene)
         print(f"{kind:6s} rounds {result.rounds}, train {train_seconds:6.1f}s; predict {len(prediction.scores):3d} "
-              f"instances {figures(scene, prediction.masks, prediction.scores)} {predict_seconds:6.2f}s")
+              f"instances {figures(scene, prediction)} {predict_seconds:6.2f}s")
 
 
 if __name__ == "__main__":

@@ -103,12 +103,13 @@ def main() -> None:
 
     rows = []
     # The training scans' pseudo masks were written above; only the held-out rooms need computing.
-    pseudo = {}
+    pseudo, extractors = {}, options.extractors()
     for scene in (s for scenes in groups.values() for s in scenes):
         written = work / "pseudo" / f"{scene.name}.npz"
-        pseudo[scene.name] = read_pseudo_masks(written) if written.is_file() else pseudo_masks_for_scene(scene, options)
+        pseudo[scene.name] = (read_pseudo_masks(written) if written.is_file()
+                              else pseudo_masks_for_scene(scene, options, extractors))
     rows.append(("pseudo masks", {
-        group: figures([(s.name, pseudo[s.name].vertex_masks(), pseudo[s.name].scores, s.gt) for s in scenes])
+        group: figures([(s.name, pseudo[s.name].vertex_instances(), s.gt) for s in scenes])
         for group, scenes in groups.items()
     }))
     for index in range(1, args.rounds + 1):
@@ -116,7 +117,7 @@ def main() -> None:
         predictions = {s.name: predictor.predict(s, pseudo[s.name].segment_labels)
                        for scenes in groups.values() for s in scenes}
         rows.append((f"after round {index}", {
-            group: figures([(s.name, predictions[s.name].masks, predictions[s.name].scores, s.gt) for s in scenes])
+            group: figures([(s.name, predictions[s.name], s.gt) for s in scenes])
             for group, scenes in groups.items()
         }))
 

@@ -81,9 +81,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         scene = load_scan(scan_dir, load_frames=False)
-        masks, scores = felzenszwalb_instances(scene)
+        found = felzenszwalb_instances(scene)
         pred_dir = tmp / "felzenszwalb"
-        export_predictions(pred_dir, scene.name, masks, scores)
+        export_predictions(pred_dir, scene.name, found.masks, found.scores)
 
         start = time.perf_counter()
         summary = write_page([scan_dir, pred_dir], tmp / "page.html")

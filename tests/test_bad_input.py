@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from unscene3d.cli import app
 from unscene3d.evaluation import evaluate_scenes
+from unscene3d.instances import Instances
 from unscene3d.io.benchmark import export_predictions, read_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
 from unscene3d.io.segments import read_segs_json
@@ -121,14 +122,13 @@ def shared(tmp_path_factory) -> Shared:
     room = folder / "room.ply"
     write_ply(room, scene.vertices, scene.faces, scene.colors)
     write_gt_txt(folder / "gt" / "room.txt", scene.gt)
-    masks, scores = felzenszwalb_instances(scene, k_thresh=0.05, min_verts=100)
-    export_predictions(folder / "pred", "room", masks, scores)
+    found = felzenszwalb_instances(scene, k_thresh=0.05, min_verts=100)
+    export_predictions(folder / "pred", "room", found.masks, found.scores)
     model = build_backbone(TINY_BACKBONE, seed=0)
     save_checkpoint(folder / "backbone", 1, model.state_dict(), {}, {"backbone": TINY_BACKBONE.to_dict()})
     segmentation = oversegment(scene.vertices, scene.faces, scene.colors, variant="unscene3d")
-    write_pseudo_masks(folder / "pseudo", PseudoMasks("room", segmentation.labels,
-                                                      np.ones((1, segmentation.num_segments), bool), np.ones(1), {},
-                                                      room))
+    everything = Instances(np.ones((1, segmentation.num_segments), bool), [1.0])
+    write_pseudo_masks(folder / "pseudo", PseudoMasks("room", segmentation.labels, everything, {}, room))
     self_train(folder / "pseudo", [], folder / "run", preset_config("segment", steps=3, batch_size=1))
     return Shared(room, folder / "gt", folder / "pred", folder / "backbone", folder / "pseudo", folder / "run")
 
@@ -347,9 +347,9 @@ def instances_of_the_cloud(tmp, shared, result):
     from unscene3d.baselines import felzenszwalb_instances
 
     scene = cloud_scene(tmp)
-    masks, scores = felzenszwalb_instances(scene)
+    found = felzenszwalb_instances(scene)
     written, _, written_scores = read_predictions(tmp / "out", "cloud", scene.num_vertices)
-    assert len(masks) > 0 and np.array_equal(written, masks) and np.allclose(written_scores, scores)
+    assert len(found) > 0 and np.array_equal(written, found.masks) and np.allclose(written_scores, found.scores)
 
 
 @accepts(instances_of_the_cloud)
@@ -362,8 +362,8 @@ def pseudo_masks_of_the_cloud(tmp, shared, result):
 
     expected = pseudo_masks_for_scene(cloud_scene(tmp), PseudoMaskOptions())
     written = read_pseudo_masks(tmp / "out" / "cloud.npz")
-    assert len(expected.scores) > 0 and np.array_equal(written.segment_labels, expected.segment_labels)
-    assert np.array_equal(written.segment_masks, expected.segment_masks)
+    assert len(expected.instances) > 0 and np.array_equal(written.segment_labels, expected.segment_labels)
+    assert np.array_equal(written.instances.masks, expected.instances.masks)
 
 
 @accepts(pseudo_masks_of_the_cloud)
@@ -660,9 +660,9 @@ def same_instances_as_the_mesh(tmp, shared, result):
     from unscene3d.scene import Scene
 
     vertices, faces, colors = _room_geometry(shared)
-    masks, scores = felzenszwalb_instances(Scene("room", vertices, faces, colors))
+    found = felzenszwalb_instances(Scene("room", vertices, faces, colors))
     written, _, written_scores = read_predictions(tmp / "out", "scene0001_00", len(vertices))
-    assert np.array_equal(written, masks) and np.allclose(written_scores, scores)
+    assert np.array_equal(written, found.masks) and np.allclose(written_scores, found.scores)
 
 
 @accepts(same_instances_as_the_mesh)
@@ -759,7 +759,7 @@ def figures_of(output: str) -> list[str]:
 def unpredicted_scene_counts_as_missed(tmp, shared, result):
     gt = np.array(gt_lines(shared), dtype=np.int64)
     masks, _, scores = read_predictions(shared.pred_dir, "room", len(gt))
-    expected = evaluate_scenes([("room", masks, scores, gt), ("room2", np.zeros((0, len(gt)), bool), [], gt)])
+    expected = evaluate_scenes([("room", Instances(masks, scores), gt), ("room2", Instances.empty(len(gt)), gt)])
     assert json.loads((tmp / "eval.json").read_text()) == json.loads(json.dumps(expected.to_json()))
 
 
@@ -773,7 +773,7 @@ def gt_scene_without_predictions(tmp, shared):
 def only_the_predicted_scene(tmp, shared, result):
     gt = np.array(gt_lines(shared), dtype=np.int64)
     masks, _, scores = read_predictions(shared.pred_dir, "room", len(gt))
-    expected = evaluate_scenes([("room", masks, scores, gt)])
+    expected = evaluate_scenes([("room", Instances(masks, scores), gt)])
     assert json.loads((tmp / "eval.json").read_text()) == json.loads(json.dumps(expected.to_json()))
 
 
@@ -1007,6 +1007,74 @@ def checkpoint_run_without_rounds(tmp, shared):
     return ["predict", tmp / "run", shared.room, "-o", tmp / "out"]
 
 
+# --- features3d folders (pseudo-masks --features3d reads what the features3d command wrote)
+
+
+def features_folder(tmp: Path, shared: Shared, rows: int | None = None, channels: int = 12) -> Path:
+    """A features3d folder for the room, written without the network (zeros of the right shape by default)."""
+    from unscene3d.features.folder import write_manifest
+    from unscene3d.io.scan import load_scan
+
+    folder = tmp / "feat"
+    write_manifest(folder, shared.backbone_run, 12)
+    rows = load_scan(shared.room, load_frames=False).num_vertices if rows is None else rows
+    np.save(folder / "room.npy", np.zeros((rows, channels), np.float32))
+    return folder
+
+
+def pseudo_masks_reading(folder: Path, tmp: Path, shared: Shared, *options: str) -> list:
+    return ["pseudo-masks", shared.room, "-o", tmp / "out", "--features3d", folder, *options]
+
+
+@rejects("nope: no such folder of 3D features")
+def features_folder_missing(tmp, shared):
+    return pseudo_masks_reading(tmp / "nope", tmp, shared)
+
+
+@rejects("feat: has no features3d.json: not a folder written by `unscene3d features3d`")
+def features_folder_without_its_description(tmp, shared):
+    folder = features_folder(tmp, shared)
+    (folder / "features3d.json").unlink()
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("feat/features3d.json: describes format 'unscene3d features3d' version 2")
+def features_folder_of_another_version(tmp, shared):
+    folder = features_folder(tmp, shared)
+    manifest = json.loads((folder / "features3d.json").read_text())
+    (folder / "features3d.json").write_text(json.dumps({**manifest, "format_version": 2}))
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("feat/room.npy: holds float32 features of shape (10, 12), but scan room needs (")
+def features_of_another_scan(tmp, shared):
+    return pseudo_masks_reading(features_folder(tmp, shared, rows=10), tmp, shared)
+
+
+@rejects("feat/room.npy: holds float32 features of shape (")
+def features_of_another_width(tmp, shared):
+    return pseudo_masks_reading(features_folder(tmp, shared, channels=5), tmp, shared)
+
+
+@rejects("feat/room.npy: not a .npy file of features")
+def features_file_truncated(tmp, shared):
+    folder = features_folder(tmp, shared)
+    (folder / "room.npy").write_bytes((folder / "room.npy").read_bytes()[:100])
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("feat/room.npy: not found: no 3D features for scan room")
+def features_missing_for_a_scan(tmp, shared):
+    folder = features_folder(tmp, shared)
+    (folder / "room.npy").unlink()
+    return pseudo_masks_reading(folder, tmp, shared)
+
+
+@rejects("a backbone checkpoint (--checkpoint) or from a features3d folder (--features3d), not both")
+def features_and_a_checkpoint(tmp, shared):
+    return pseudo_masks_reading(features_folder(tmp, shared), tmp, shared, "--checkpoint", str(shared.backbone_run))
+
+
 # --- training inputs
 
 
@@ -1204,9 +1272,9 @@ def hdbscan_without_the_file_normals(tmp, shared, result):
     from unscene3d.scene import Scene
 
     vertices, faces, colors = _room_geometry(shared)
-    masks, _ = hdbscan_instances(Scene("room", vertices, faces, colors))
+    found = hdbscan_instances(Scene("room", vertices, faces, colors))
     written, _, _ = read_predictions(tmp / "out", "room", len(vertices))
-    assert len(masks) > 0 and np.array_equal(written, masks)
+    assert len(found) > 0 and np.array_equal(written, found.masks)
 
 
 @accepts(hdbscan_without_the_file_normals)
@@ -1237,7 +1305,7 @@ def ply_all_vertices_at_one_point(tmp, shared):
 def pseudo_masks_written(tmp, shared, result):
     from unscene3d.pseudo.pipeline import read_pseudo_masks
 
-    assert read_pseudo_masks(tmp / "out" / "tiny.npz").segment_masks.shape[0] == 0
+    assert len(read_pseudo_masks(tmp / "out" / "tiny.npz").instances) == 0
 
 
 @accepts(pseudo_masks_written)
@@ -1280,7 +1348,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 
 def test_the_corpus_covers_every_kind_of_input():
-    prefixes = ("ply_", "pcd_", "scan_", "scannet_", "gt_", "pred_", "checkpoint_", "option_", "output_")
+    prefixes = ("ply_", "pcd_", "scan_", "scannet_", "gt_", "pred_", "checkpoint_", "features_", "option_", "output_")
     counts = {prefix: sum(case.name.startswith(prefix) for case in CASES) for prefix in prefixes}
     assert len(CASES) >= 60 and all(counts.values()), counts
     assert len({case.name for case in CASES}) == len(CASES)

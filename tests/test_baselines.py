@@ -10,11 +10,11 @@ from unscene3d.synthetic import make_synthetic_scene
 
 def test_partition_to_instances_orders_by_size_and_drops_small():
     labels = np.array([3] * 150 + [1] * 300 + [2] * 99 + [-1] * 51)
-    masks, scores = partition_to_instances(labels)
-    assert masks.shape == (2, 600)
-    np.testing.assert_array_equal(masks[0], labels == 1)
-    np.testing.assert_array_equal(masks[1], labels == 3)
-    np.testing.assert_allclose(scores, [300 / 600, 150 / 600])
+    found = partition_to_instances(labels)
+    assert found.masks.shape == (2, 600)
+    np.testing.assert_array_equal(found.masks[0], labels == 1)
+    np.testing.assert_array_equal(found.masks[1], labels == 3)
+    np.testing.assert_allclose(found.scores, [300 / 600, 150 / 600])
 
 
 def test_voxel_indices_groups_points_in_the_same_cell():
@@ -31,11 +31,11 @@ def synthetic_scene():
 
 @pytest.mark.parametrize("run", [felzenszwalb_instances, hdbscan_instances])
 def test_baselines_give_disjoint_scored_instances_that_find_objects(synthetic_scene, run):
-    masks, scores = run(synthetic_scene)
-    assert masks.shape[1] == synthetic_scene.num_vertices and len(masks) == len(scores) > 0
-    assert masks.sum(axis=0).max() == 1  # a partition: no vertex in two instances
-    assert masks.sum(axis=1).min() >= 100
-    assert np.all(np.diff(scores) <= 0)
-    result = evaluate_scenes([(synthetic_scene.name, masks, scores, synthetic_scene.gt)])
+    found = run(synthetic_scene)
+    assert found.num_units == synthetic_scene.num_vertices and len(found) > 0
+    assert found.masks.sum(axis=0).max() == 1  # a partition: no vertex in two instances
+    assert found.masks.sum(axis=1).min() >= 100
+    assert np.all(np.diff(found.scores) <= 0)
+    result = evaluate_scenes([(synthetic_scene.name, found, synthetic_scene.gt)])
     # Both baselines find at least some objects of the synthetic room at IoU 0.25.
     assert result.overall["AP25"] > 0.05

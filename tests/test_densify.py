@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.train.densify import DensifyConfig, densify_scan, greedy_nms
 
 
@@ -47,10 +48,10 @@ def test_only_confident_predictions_and_only_uncovered_parts_are_added():
         span(55, 75),  # after the first: 5 of 20 covered -> add 60..74
         span(0, 40),  # 40 of 40 covered by now -> skipped
     ])
-    result = densify_scan(pseudo, predictions, np.array([0.9, 0.05, 0.8, 0.7]))
+    result = densify_scan(pseudo, Instances(predictions, [0.9, 0.05, 0.8, 0.7]))
     assert result.source.tolist() == [0, 2]
-    assert np.array_equal(result.added[0], span(30, 60))
-    assert np.array_equal(result.added[1], span(60, 75))
+    assert np.array_equal(result.masks[0], span(30, 60))
+    assert np.array_equal(result.masks[1], span(60, 75))
     assert result.scores.tolist() == [0.9, 0.8]
 
 
@@ -58,30 +59,28 @@ def test_coverage_rule_needs_more_than_half_new():
     pseudo = np.stack([span(0, 10)])
     half_new = span(0, 20)  # exactly 50% uncovered -> not added
     more_than_half = span(5, 16)  # 6 of 11 uncovered -> added
-    result = densify_scan(pseudo, np.stack([half_new]), np.array([0.9]))
-    assert result.added.shape == (0, 100) and result.source.size == 0
-    result = densify_scan(pseudo, np.stack([more_than_half]), np.array([0.9]))
-    assert np.array_equal(result.added[0], span(10, 16))
+    result = densify_scan(pseudo, Instances(np.stack([half_new]), [0.9]))
+    assert result.masks.shape == (0, 100) and result.source.size == 0
+    result = densify_scan(pseudo, Instances(np.stack([more_than_half]), [0.9]))
+    assert np.array_equal(result.masks[0], span(10, 16))
 
 
 def test_at_most_five_per_scan_in_score_order():
     predictions = np.stack([span(10 * i, 10 * i + 10) for i in range(8)])
-    scores = np.array([0.2, 0.9, 0.3, 0.8, 0.4, 0.7, 0.5, 0.6])
-    result = densify_scan(np.zeros((0, 100), dtype=bool), predictions, scores)
+    found = Instances(predictions, [0.2, 0.9, 0.3, 0.8, 0.4, 0.7, 0.5, 0.6])
+    result = densify_scan(np.zeros((0, 100), dtype=bool), found)
     assert result.source.tolist() == [1, 3, 5, 7, 6]
-    assert result.added.shape == (5, 100)
-    capped = densify_scan(np.zeros((0, 100), dtype=bool), predictions, scores, DensifyConfig(max_added=2))
+    assert result.masks.shape == (5, 100)
+    capped = densify_scan(np.zeros((0, 100), dtype=bool), found, DensifyConfig(max_added=2))
     assert capped.source.tolist() == [1, 3]
 
 
 def test_suppressed_predictions_are_not_added_even_if_uncovered():
     predictions = np.stack([span(50, 70), span(50, 69)])  # second is inside the first
-    result = densify_scan(np.zeros((0, 100), dtype=bool), predictions, np.array([0.9, 0.8]))
+    result = densify_scan(np.zeros((0, 100), dtype=bool), Instances(predictions, [0.9, 0.8]))
     assert result.source.tolist() == [0]
 
 
 def test_shape_mismatches_are_reported():
-    with pytest.raises(InputError, match="scores"):
-        densify_scan(np.zeros((0, 10), bool), np.zeros((2, 10), bool), np.array([0.5]))
     with pytest.raises(InputError, match="units"):
-        densify_scan(np.zeros((1, 9), bool), np.zeros((2, 10), bool), np.array([0.5, 0.4]))
+        densify_scan(np.zeros((1, 9), bool), Instances(np.zeros((2, 10), bool), [0.5, 0.4]))

@@ -22,6 +22,7 @@ from unscene3d.evaluation import (
     evaluate_scenes,
     format_table,
 )
+from unscene3d.instances import Instances
 from unscene3d.io.benchmark import export_predictions, read_gt_txt, write_gt_txt
 
 FLOOR = 2001  # NYU40 2 (floor) is not a benchmark class: void
@@ -53,7 +54,7 @@ class Layout:
 def figures(layout: Layout, preds: list[tuple[np.ndarray, float]], **kwargs) -> dict[str, float]:
     masks = np.array([mask for mask, _ in preds], dtype=bool).reshape(len(preds), len(layout.gt))
     scores = np.array([score for _, score in preds], dtype=np.float64)
-    return evaluate_scenes([("scene", masks, scores, layout.gt)], **kwargs).overall
+    return evaluate_scenes([("scene", Instances(masks, scores), layout.gt)], **kwargs).overall
 
 
 def assert_figures(actual: dict[str, float], ap: float, ap50: float, ap25: float) -> None:
@@ -184,9 +185,9 @@ def test_scenes_are_pooled_before_the_curve():
     three = Layout(floor=(FLOOR, 300))
     result = evaluate_scenes(
         [
-            ("one", one.mask("A")[None], np.array([0.9]), one.gt),
-            ("two", two.mask(("B", 100))[None], np.array([0.95]), two.gt),  # FP, B missed
-            ("three", three.mask("floor")[None], np.array([0.99]), three.gt),  # no ground truth
+            ("one", Instances(one.mask("A")[None], [0.9]), one.gt),
+            ("two", Instances(two.mask(("B", 100))[None], [0.95]), two.gt),  # FP, B missed
+            ("three", Instances(three.mask("floor")[None], [0.99]), three.gt),  # no ground truth
         ]
     )
     # Pooled: FP 0.95 above TP 0.9, one of two objects missed -> 1/8, not the mean of 1 and 0.
@@ -216,15 +217,13 @@ def test_average_precision_directly():
 
 def test_bad_arguments():
     lay = Layout(A=(5001, 400))
-    masks, scores = lay.mask("A")[None], np.array([0.5])
+    found = Instances(lay.mask("A")[None], [0.5])
     with pytest.raises(ValueError, match="given twice"):
-        evaluate_scenes([("s", masks, scores, lay.gt), ("s", masks, scores, lay.gt)])
+        evaluate_scenes([("s", found, lay.gt), ("s", found, lay.gt)])
     with pytest.raises(ValueError, match=r"masks must be \(K, 400\)"):
-        evaluate_scenes([("s", masks[:, :10], scores, lay.gt)])
-    with pytest.raises(ValueError, match="1 masks need 1 scores"):
-        evaluate_scenes([("s", masks, np.array([0.5, 0.4]), lay.gt)])
-    with pytest.raises(ValueError, match="finite"):
-        evaluate_scenes([("s", masks, np.array([np.inf]), lay.gt)])
+        evaluate_scenes([("s", Instances(found.masks[:, :10], found.scores), lay.gt)])
+    with pytest.raises(ValueError, match="integer"):
+        evaluate_scenes([("s", found, lay.gt.astype(float))])
     with pytest.raises(ValueError, match="positive"):
         evaluate_scenes([], valid_class_ids=[0, 5])
 
@@ -304,7 +303,7 @@ def _random_scene(rng):
 def test_vectorised_matcher_agrees_with_brute_force(seed):
     rng = np.random.default_rng(seed)
     scenes = [_random_scene(rng) for _ in range(rng.integers(1, 4))]
-    result = evaluate_scenes((f"s{i}", *scene) for i, scene in enumerate(scenes))
+    result = evaluate_scenes((f"s{i}", Instances(masks, scores), gt) for i, (masks, scores, gt) in enumerate(scenes))
     assert result.overall == pytest.approx(_reference_figures(scenes), abs=1e-12, nan_ok=True)
 
 
@@ -381,7 +380,7 @@ def test_scannet_ground_truth_as_predictions(scene0000_dir):
     assert len(ids) == 67
     # Every instance of any label, all scored 1 as the ScanNet export writes them.
     start = time.perf_counter()
-    result = evaluate_scenes([("scene0000_00", masks, np.ones(len(masks)), gt)])
+    result = evaluate_scenes([("scene0000_00", Instances(masks, np.ones(len(masks))), gt)])
     assert time.perf_counter() - start < 2.0
     assert result.overall == {"AP": 1.0, "AP50": 1.0, "AP25": 1.0}
 
@@ -391,7 +390,7 @@ def test_scannet_ground_truth_as_predictions(scene0000_dir):
     assert is_counted.sum() == counted
     dropped = np.flatnonzero(is_counted)[0]
     keep = np.arange(len(ids)) != dropped
-    result = evaluate_scenes([("scene0000_00", masks[keep], np.ones(keep.sum()), gt)])
+    result = evaluate_scenes([("scene0000_00", Instances(masks[keep], np.ones(keep.sum())), gt)])
     expected = (counted - 1) / counted
     assert_figures(result.overall, expected, expected, expected)
 
@@ -417,6 +416,6 @@ def test_scannet_segments_as_instances_match_reference_figures(shared_data):
     # Segments under 100 vertices are dropped by the benchmark; leaving them out saves memory.
     large = np.flatnonzero(sizes >= 100)
     masks = segment[None, :] == large[:, None]
-    result = evaluate_scenes([("scene0000_00", masks, sizes[large] / len(gt), gt)])
+    result = evaluate_scenes([("scene0000_00", Instances(masks, sizes[large] / len(gt)), gt)])
     assert round(100 * result.overall["AP"], 1) == 1.1
     assert round(100 * result.overall["AP50"], 1) == 3.5

@@ -17,6 +17,7 @@ from unscene3d.evaluation import (
     pooled_curves,
     precision_recall_curve,
 )
+from unscene3d.instances import Instances
 
 # Blocks of 200 vertices: a wall (NYU40 1), a chair (5), a lamp (35: not a ScanNet benchmark class),
 # a ceiling (22) and an object with an instance id but no class (label 0).
@@ -35,7 +36,7 @@ def block(name: str) -> np.ndarray:
 def ap50(names: list[str], protocol: str) -> float:
     masks = np.array([block(name) for name in names], dtype=bool).reshape(len(names), len(GT))
     scores = np.linspace(0.9, 0.5, len(names))
-    return evaluate_scenes([("s", masks, scores, GT)], protocol=protocol).overall["AP50"]
+    return evaluate_scenes([("s", Instances(masks, scores), GT)], protocol=protocol).overall["AP50"]
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_protocol_names_and_custom_classes():
     assert get_protocol("all", valid_class_ids=[1]).counts(np.array([1, 5])).tolist() == [True, False]
     with pytest.raises(InputError, match="protocol must be one of"):
         get_protocol("scannet200")
-    result = evaluate_scenes([("s", block("chair")[None], np.array([0.5]), GT)], protocol="all")
+    result = evaluate_scenes([("s", Instances(block("chair")[None], [0.5]), GT)], protocol="all")
     assert result.protocol == "all" and result.to_json()["protocol"] == "all"
 
 
@@ -92,7 +93,7 @@ def test_precision_recall_curve_by_hand():
 def test_pooled_curves_and_ap_per_iou():
     # One prediction covering the chair and 100 vertices of the wall: IoU 200 / 300 = 2/3 with the chair.
     chair_and_half_wall = block("chair") | (block("wall") & (np.arange(len(GT)) >= SIZE // 2))
-    matches = match_scenes([("s", chair_and_half_wall[None], np.array([0.7]), GT)], protocol="all")
+    matches = match_scenes([("s", Instances(chair_and_half_wall[None], [0.7]), GT)], protocol="all")
     aps = ap_per_threshold(list(matches.values()))
     assert list(aps) == list(ALL_THRESHOLDS)
     for threshold, ap in aps.items():
@@ -109,6 +110,6 @@ def test_pooled_curves_and_ap_per_iou():
 
 def test_no_counted_ground_truth_has_no_curve():
     walls = np.full(300, 1001, dtype=np.int64)
-    matches = match_scenes([("s", np.ones((1, 300), dtype=bool), np.array([1.0]), walls)])
+    matches = match_scenes([("s", Instances(np.ones((1, 300), dtype=bool), [1.0]), walls)])
     assert pooled_curves(list(matches.values())) == {}
     assert all(math.isnan(ap) for ap in ap_per_threshold(list(matches.values())).values())

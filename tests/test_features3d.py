@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,8 @@ def test_cli_pretrain_then_features3d(tmp_path):
     assert result.exit_code == 0, result.output
     features = np.load(tmp_path / "feat" / "room0.npy")
     assert features.shape == (1500, 96)
+    manifest = json.loads((tmp_path / "feat" / "features3d.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["channels"] == 96 and manifest["stride"] == 2
     model, _ = load_backbone(tmp_path / "run")
     np.testing.assert_array_equal(features, extract_vertex_features(model, small_scene(0, 1500)))
     again = runner.invoke(app, ["pretrain", str(tmp_path / "scans"), "-o", str(tmp_path / "run"), "--steps", "1"])

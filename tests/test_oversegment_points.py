@@ -177,8 +177,7 @@ def test_scannet_vertices_as_a_point_cloud_resemble_the_mesh_segments(scene0000_
     points = oversegment_scene(cloud, k_thresh=0.05, min_verts=500)
     # Measured: 73.7 % of the vertices in matched segments, 33 segments each (docs/benchmarks.md).
     assert partition_agreement(mesh.labels, points.labels)[0] > 0.70
-    masks, scores = partition_to_instances(points.labels)
-    ap50 = evaluate_scenes([(scene.name, masks, scores, scene.gt)]).overall["AP50"]
+    ap50 = evaluate_scenes([(scene.name, partition_to_instances(points.labels), scene.gt)]).overall["AP50"]
     assert ap50 >= 0.8 * 0.258  # the goal: 80 % of the mesh path's 25.8
 
 
@@ -193,6 +192,6 @@ def test_mosd_frames_objects_are_found(shared_data, frame):
         pytest.skip(f"mOSD frame not found at {path}")
     scene = load_scan(path)
     # The documented tabletop setting: 1 cm voxels, 100-voxel (0.01 m^2) minimum segments, default k.
-    masks, scores = felzenszwalb_instances(scene, voxel_size=0.01, min_verts=100)
-    ap50 = evaluate_scenes([(frame, masks, scores, scene.gt)]).overall["AP50"]
+    found = felzenszwalb_instances(scene, voxel_size=0.01, min_verts=100)
+    ap50 = evaluate_scenes([(frame, found, scene.gt)]).overall["AP50"]
     assert ap50 >= 0.5

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from unscene3d.cli import app
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.io.benchmark import read_predictions
 from unscene3d.io.ply import read_ply, write_ply
 from unscene3d.model.backbone import BackboneConfig
@@ -54,7 +55,8 @@ def run(tmp_path_factory) -> Path:
     objects = np.unique(scene.gt[(scene.gt % 1000 > 0) & (scene.gt // 1000 > 2)])
     masks = np.array([np.bincount(segmentation.labels, weights=(scene.gt == o).astype(float),
                                   minlength=segmentation.num_segments) > 0 for o in objects])
-    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, segmentation.labels, masks, np.ones(len(masks)), {}))
+    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, segmentation.labels,
+                                                      Instances(masks, np.ones(len(masks))), {}))
     write_ply(folder / "room2.ply", scene.vertices, scene.faces, scene.colors)
     config = tiny_run_config()
     self_train(folder / "pseudo", [folder / "room2.ply"], folder / "run", config)

@@ -43,16 +43,16 @@ def test_writes_benchmark_files_and_npz_and_skips_done_scans(scan_files, tmp_pat
     written = run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions())
     assert written == [out / "room0.npz"]
     masks = read_pseudo_masks(written[0])
-    vertex_masks = masks.vertex_masks()
-    assert len(masks.scores) >= 1 and masks.segment_masks.shape[1] == masks.segment_labels.max() + 1
+    scores, vertex_masks = masks.instances.scores, masks.vertex_instances().masks
+    assert len(scores) >= 1 and masks.instances.num_units == masks.segment_labels.max() + 1
     bench_masks, _, bench_scores = read_predictions(out, "room0", len(masks.segment_labels))
     np.testing.assert_array_equal(bench_masks, vertex_masks)
-    np.testing.assert_allclose(bench_scores, masks.scores)
+    np.testing.assert_allclose(bench_scores, scores)
     # the default: no weights given, so geometric descriptors, structure left out, spatial cuts
     assert masks.params["modality"] == "geometric" and masks.params["cut"] == "spatial"
     assert masks.params["structure"]["floor"] >= 1 and masks.params["structure"]["wall"] >= 1
     assert masks.params["oversegmentation"]["variant"] == "unscene3d"
-    assert len(masks.scores) <= 20 and np.all(np.diff(masks.scores) <= 0)  # ranked by objectness
+    assert len(scores) <= 20 and np.all(np.diff(scores) <= 0)  # ranked by objectness
     assert not (vertex_masks.sum(axis=0) > 1).any()  # masks do not overlap
     assert masks.scan_path == scan_files[0].resolve()  # training finds the scan through it
 
@@ -70,37 +70,83 @@ def test_parallel_workers_process_a_folder_of_scans(scan_files, tmp_path) -> Non
     assert all(p.is_file() and (out / f"{p.stem}.txt").is_file() for p in written)
 
 
-def test_3d_modality_uses_the_backbone_features(monkeypatch) -> None:
+def fake_backbone(monkeypatch, features) -> tuple[list, list]:
+    """Stand in for the backbone: ``features(scene)`` as its output; returns the checkpoints loaded and the
+    models run, in order."""
     import unscene3d.features.features3d as features3d
 
-    scene = small_scene(0)
-    calls = []
+    loads, runs = [], []
 
-    def fake_features(checkpoint, scan, *, device=None):
-        calls.append(checkpoint)
+    def load_backbone(checkpoint, device=None):
+        loads.append(checkpoint)
+        return f"model {len(loads)}", None
+
+    def extract_vertex_features(model, scene, *, device=None):
+        runs.append(model)
+        return features(scene)
+
+    monkeypatch.setattr(features3d, "load_backbone", load_backbone)
+    monkeypatch.setattr(features3d, "extract_vertex_features", extract_vertex_features)
+    return loads, runs
+
+
+def test_3d_modality_uses_the_backbone_features(monkeypatch) -> None:
+    scene = small_scene(0)
+
+    def instance_one_hot(scan):
         # a stand-in for learned features: ground-truth instance one-hot, so NCut must find objects
         instance = np.unique(scan.gt, return_inverse=True)[1]
         return np.eye(instance.max() + 1, dtype=np.float32)[instance]
 
-    monkeypatch.setattr(features3d, "extract_vertex_features", fake_features)
+    loads, _ = fake_backbone(monkeypatch, instance_one_hot)
     official = pseudo_masks_for_scene(
         scene, PseudoMaskOptions(modality="3d", checkpoint="ckpt", cut="official", structure=False)
     )
-    assert calls == ["ckpt"] and official.params["ncut"]["tau"] == 0.55
+    assert loads == ["ckpt"] and official.params["ncut"]["tau"] == 0.55
     spatial = pseudo_masks_for_scene(scene, PseudoMaskOptions(modality="auto", checkpoint="ckpt"))
     assert spatial.params["modality"] == "3d" and spatial.params["graph"]["feature_distance"] == "cosine"
     # segments of one instance share a feature, so a cut never splits an instance between two masks
     # (segments straddling two instances aside; with structure left out, an object lying in a wall's
     # plane may lose its part there)
     for result in (official, spatial):
-        masks = result.vertex_masks()
+        masks = result.vertex_instances().masks
         assert len(masks) >= 3
         for instance in np.unique(scene.gt):
             inside = np.sort(masks[:, scene.gt == instance].mean(axis=1))
             assert inside[-2] < 0.15
     for instance in np.unique(scene.gt):  # official, no structure: all of an instance or none of it
-        inside = official.vertex_masks()[:, scene.gt == instance].mean(axis=1)
+        inside = official.vertex_instances().masks[:, scene.gt == instance].mean(axis=1)
         assert inside.max() > 0.85 or inside.sum() < 0.15
+
+
+def test_the_backbone_loads_once_for_all_scans_of_a_worker(scan_files, tmp_path, monkeypatch) -> None:
+    loads, runs = fake_backbone(monkeypatch, lambda scene: scene.colors.astype(np.float32))
+    written = run_pseudo_masks(scan_files, tmp_path / "pseudo", PseudoMaskOptions(modality="3d", checkpoint="ckpt"))
+    assert loads == ["ckpt"] and runs == ["model 1", "model 1"]  # one load, applied to both scans
+    assert [read_pseudo_masks(path).params["modality"] for path in written] == ["3d", "3d"]
+
+
+def test_features_read_from_a_features3d_folder_give_the_same_masks(scan_files, tmp_path) -> None:
+    from unscene3d.features.features3d import extract_features_for_scans
+    from unscene3d.model.backbone import BackboneConfig, build_backbone
+    from unscene3d.model.checkpoint import save_checkpoint
+
+    tiny = BackboneConfig(planes=(8, 8, 16, 16, 16, 8, 12, 12), layers=(1,) * 8, init_dim=8, stem_kernel=3)
+    checkpoint, features = tmp_path / "checkpoint", tmp_path / "features"
+    save_checkpoint(checkpoint, 1, build_backbone(tiny, seed=0).state_dict(), {}, {"backbone": tiny.to_dict()})
+    extract_features_for_scans(checkpoint, scan_files, features, device="cpu")
+    computed = run_pseudo_masks(scan_files, tmp_path / "computed",
+                                PseudoMaskOptions(modality="3d", checkpoint=str(checkpoint), device="cpu"))
+    result = CliRunner().invoke(app, ["pseudo-masks", *map(str, scan_files), "-o", str(tmp_path / "read"),
+                                      "--features3d", str(features)])
+    assert result.exit_code == 0, result.output
+    for path in computed:
+        expected, read = read_pseudo_masks(path), read_pseudo_masks(tmp_path / "read" / path.name)
+        assert len(expected.instances) > 0
+        np.testing.assert_array_equal(read.instances.masks, expected.instances.masks)
+        np.testing.assert_array_equal(read.instances.scores, expected.instances.scores)
+        assert read.params["modality"] == "3d" and read.params["features3d"] == str(features)
+        assert read.params["checkpoint"] is None and expected.params["checkpoint"] == str(checkpoint)
 
 
 def test_official_cut_without_structure_is_the_official_masked_ncut() -> None:
@@ -114,8 +160,8 @@ def test_official_cut_without_structure_is_the_official_masked_ncut() -> None:
     features = handcrafted_segment_features(scene, segmentation.labels, segmentation.num_segments,
                                             segmentation.adjacency)
     expected = masked_ncut(features, segmentation.adjacency, NCutConfig(tau=0.6))
-    np.testing.assert_array_equal(result.segment_masks, expected.masks)
-    np.testing.assert_array_equal(result.scores, expected.scores())
+    np.testing.assert_array_equal(result.instances.masks, expected.masks)
+    np.testing.assert_array_equal(result.instances.scores, expected.scores())
     assert result.params["structure"] is None
 
 
@@ -134,7 +180,7 @@ def test_structure_is_never_part_of_a_mask() -> None:
                                                                   segmentation.num_segments))
     for cut in ("spatial", "official"):
         result = pseudo_masks_for_scene(scene, PseudoMaskOptions(cut=cut))
-        assert not (result.segment_masks & structure.is_structure).any()
+        assert not (result.instances.masks & structure.is_structure).any()
 
 
 def test_auto_modality_picks_the_best_available_features() -> None:
@@ -155,10 +201,10 @@ def test_felzenszwalb_source_takes_coarse_segments_as_masks() -> None:
     result = pseudo_masks_for_scene(scene, PseudoMaskOptions(source="felzenszwalb"))
     coarse = oversegment(scene.vertices, scene.faces, scene.colors, variant="scannet", k_thresh=0.05, min_verts=500)
     np.testing.assert_array_equal(result.segment_labels, coarse.labels)
-    sizes = result.vertex_masks().sum(axis=1)
-    assert (result.segment_masks.sum(axis=1) == 1).all() and (sizes >= 100).all()
-    np.testing.assert_allclose(result.scores, sizes / scene.num_vertices)
-    assert np.all(np.diff(result.scores) <= 0)
+    sizes = result.vertex_instances().masks.sum(axis=1)
+    assert (result.instances.masks.sum(axis=1) == 1).all() and (sizes >= 100).all()
+    np.testing.assert_allclose(result.instances.scores, sizes / scene.num_vertices)
+    assert np.all(np.diff(result.instances.scores) <= 0)
 
 
 def test_bad_inputs(scan_files, tmp_path, caplog) -> None:

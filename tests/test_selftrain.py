@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import load_file
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.io.ply import write_ply
 from unscene3d.io.scan import load_scan
 from unscene3d.model.backbone import BackboneConfig
 from unscene3d.model.checkpoint import latest_checkpoint
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.mask3d import Mask3DConfig
-from unscene3d.model.postprocess import InstancePrediction
 from unscene3d.pseudo.pipeline import PseudoMasks, segment_scene, write_pseudo_masks
 from unscene3d.synthetic import make_synthetic_scene
 from unscene3d.train import selftrain
@@ -66,7 +66,8 @@ def write_scan_with_gt_pseudo_masks(folder: Path, seed: int) -> Path:
             masks.append(share > 0.5)
     masks = np.array(masks)
     path = folder / f"{scene.name}.ply"
-    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, labels, masks, np.ones(len(masks)), {}, path))
+    write_pseudo_masks(folder / "pseudo", PseudoMasks(scene.name, labels, Instances(masks, np.ones(len(masks))), {},
+                                                      path))
     write_ply(path, scene.vertices, scene.faces, scene.colors)
     return path
 
@@ -170,13 +171,21 @@ def test_densification_adds_uncovered_whole_segments(data, tmp_path, monkeypatch
     uncovered_segments = np.flatnonzero(~scan.pseudo_masks.any(0))[:3]
     new = np.isin(scan.segments, uncovered_segments)
     known = scan.pseudo_masks[0][scan.segments]
-    prediction = InstancePrediction(np.stack([new, known, new]), np.array([0.9, 0.8, 0.05]), np.arange(3))
+    prediction = Instances(np.stack([new, known, new]), [0.9, 0.8, 0.05], queries=np.arange(3))
     monkeypatch.setattr(selftrain, "predict_scene", lambda *args: prediction)
     assert selftrain.densify_scans(None, [scan], tiny_config(), tmp_path) == 1
     expected = np.zeros(scan.num_segments, dtype=bool)
     expected[uncovered_segments] = True
     np.testing.assert_array_equal(scan.added_masks, expected[None])
     np.testing.assert_array_equal(read_added_masks(tmp_path / f"{scan.name}.npz", scan.num_segments), expected[None])
+    # a round's union: the pseudo masks with their scores (query -1), then the added mask ranked below them
+    from unscene3d.fit import round_masks
+
+    pseudo_scores = np.linspace(1.0, 0.5, len(scan.pseudo_masks))
+    union = round_masks(None, scan, tiny_config(), "union", pseudo_scores)
+    assert union.queries.tolist() == [-1] * len(pseudo_scores) + [0]
+    np.testing.assert_array_equal(union.masks, np.concatenate([scan.pseudo_masks, expected[None]])[:, scan.segments])
+    assert union.scores[:-1].tolist() == pseudo_scores.tolist() and 0 < union.scores[-1] < 0.5
 
 
 def test_a_run_folder_keeps_its_configuration(data, trained):
@@ -198,10 +207,10 @@ def test_pseudo_masks_without_their_scan_are_reported(data, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     scan = make_training_scan(load_scan(scans[0]), pseudo / "room0.npz", tiny_config().model)
-    labels, masks = scan.segments, scan.pseudo_masks[:1]
-    write_pseudo_masks(old, PseudoMasks("room0", labels, masks, np.ones(1), {}))
+    labels, first = scan.segments, Instances(scan.pseudo_masks[:1], [1.0])
+    write_pseudo_masks(old, PseudoMasks("room0", labels, first, {}))
     with pytest.raises(InputError, match="no scan named 'room0'.*records none"):
         pair_scans(old)
-    write_pseudo_masks(old, PseudoMasks("room0", labels, masks, np.ones(1), {}, tmp_path / "gone.ply"))
+    write_pseudo_masks(old, PseudoMasks("room0", labels, first, {}, tmp_path / "gone.ply"))
     with pytest.raises(InputError, match="gone.ply, is gone"):
         pair_scans(old)

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from unscene3d.cli import app
 from unscene3d.errors import InputError
 from unscene3d.evaluation import evaluate_scenes
+from unscene3d.instances import Instances
 from unscene3d.io.benchmark import export_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
-from unscene3d.model.postprocess import InstancePrediction
 from unscene3d.predict import write_instances
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, pseudo_masks_for_scene, write_pseudo_masks
 from unscene3d.synthetic import make_synthetic_scene
@@ -124,7 +124,7 @@ def test_run_folder_finds_pseudo_masks_rounds_and_predictions(tmp_path):
     write_pseudo_masks(run / "pseudo", pseudo, scene)
     masks, scores = object_masks(scene)
     for k in (1, 2, 10):
-        write_instances(run / "predictions" / f"round_{k}", scene, InstancePrediction(masks[:k], scores[:k], np.arange(k)))
+        write_instances(run / "predictions" / f"round_{k}", scene, Instances(masks[:k], scores[:k]))
         (run / f"round_{k}" / "checkpoints" / "step_1").mkdir(parents=True)
     export_predictions(run / "round_2" / "added", "room2", masks[:1], scores[:1])
     np.savez(run / "round_2" / "added" / "room2.npz", added=np.ones((1, 3), dtype=bool))  # not a pseudo-mask file
@@ -211,8 +211,8 @@ def test_evaluate_report_writes_curves_and_a_view(scans, tmp_path):
         assert (report / name).is_file(), name
     figures = json.loads((report / "evaluation.json").read_text())
     other = small_room(2, "room2").gt  # in the ground truth, not predicted: all missed
-    expected = evaluate_scenes([("room1", masks[1:], scores[1:], scene.gt),
-                                ("room2", np.zeros((0, len(other)), bool), np.zeros(0), other)]).overall
+    expected = evaluate_scenes([("room1", Instances(masks[1:], scores[1:]), scene.gt),
+                                ("room2", Instances.empty(len(other)), other)]).overall
     assert figures["units"] == "percent"
     assert figures["AP50"] == pytest.approx(100 * expected["AP50"], abs=1e-4)
     assert figures["ap_per_iou"]["0.50"] == figures["AP50"] and figures["ap_per_iou"]["0.25"] == figures["AP25"]

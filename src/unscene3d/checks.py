@@ -142,21 +142,26 @@ def check_pseudo_masks(pseudo_dir: Path) -> None:
 
 def check_pseudo_mask_inputs(paths: Sequence[Path], options: PseudoMaskOptions, *, voxel_grid: bool = False) -> None:
     """What pseudo masks need of their scans, checked before the first is computed: scene names that can name
-    files, a loadable backbone for 3d features, readable frames for 2d ones, and (3d, or ``voxel_grid``) an
-    indexable 2 cm grid."""
+    files, a loadable backbone for 3d features (and an indexable 2 cm grid, as with ``voxel_grid``) or a
+    features3d folder holding every scan's features, and readable frames for 2d features."""
     from unscene3d.io.scan import CheckedScans, scan_names
 
     scan_names(paths)
-    uses_3d = options.checkpoint is not None and options.modality in ("auto", "3d", "both")
-    if uses_3d:
+    uses_3d = options.has_3d() and options.modality in ("auto", "3d", "both")
+    runs_backbone = uses_3d and options.checkpoint is not None
+    if runs_backbone:
         from unscene3d.features.features3d import load_backbone
 
         load_backbone(options.checkpoint, "cpu")
     requirements = []
+    if uses_3d and options.features3d is not None:
+        from unscene3d.features.folder import FeatureFolder
+
+        requirements.append(FeatureFolder.open(options.features3d).check)
     if options.modality in ("2d", "both"):
         requirements.append(require_frames)
     elif options.needs_frames():  # auto with an encoder: the frames of the scans that have them are used
         requirements.append(check_frame_images)
-    if uses_3d or voxel_grid:
+    if runs_backbone or voxel_grid:
         requirements.append(require_voxel_grid)
     CheckedScans(paths, check=all_of(*requirements), keep_vertices=0, load_frames=options.needs_frames())

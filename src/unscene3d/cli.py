@@ -400,8 +400,11 @@ def pseudo_masks(
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt files, <scene>.npz and "
                                 "<scene>_instances.ply coloured by mask."),
     modality: str = typer.Option("auto", help="Segment features: auto (best available: 2d with --encoder and "
-                                 "frames, 3d with --checkpoint, else geometric), geometric, handcrafted, 3d, 2d, both."),
+                                 "frames, 3d with --checkpoint or --features3d, else geometric), geometric, "
+                                 "handcrafted, 3d, 2d, both."),
     checkpoint: Path = typer.Option(None, help="3d/both: pretrained backbone checkpoint."),
+    features3d: Path = typer.Option(None, "--features3d", help="3d/both: read the features `unscene3d features3d` "
+                                    "wrote to this folder (<scene>.npy) instead of running a --checkpoint."),
     encoder: str = typer.Option(None, help="2d/both: image encoder, a hub id (DINO ViT) or a local folder."),
     ncut: str = typer.Option("spatial", "--ncut", help="spatial: recursive cuts over touching segments, masks scored "
                              "by objectness; official: the paper's masked NCut on the full cosine graph."),
@@ -431,6 +434,7 @@ def pseudo_masks(
         ncut=NCutConfig(isolate_masked=isolate_masked),
         modality=modality,
         checkpoint=None if checkpoint is None else str(checkpoint),
+        features3d=None if features3d is None else str(features3d),
         encoder=encoder,
         tau=tau,
         device=device,

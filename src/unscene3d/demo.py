@@ -28,10 +28,9 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
 from unscene3d.baselines import felzenszwalb_instances, hdbscan_instances
 from unscene3d.evaluation import evaluate_scenes, format_table
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
@@ -84,13 +83,13 @@ def run_demo(
     figures = {}
     tables = []
     for name, method in methods:
-        masks, scores = method(scene)
-        export_predictions(output / "predictions" / name, scene.name, masks, scores)
-        write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, masks, scores)
-        result = evaluate_scenes([(scene.name, masks, scores, scene.gt)])
+        found = method(scene)
+        export_predictions(output / "predictions" / name, scene.name, found.masks, found.scores)
+        write_instances_ply(output / f"{name}{INSTANCES_PLY_SUFFIX}", scene, found)
+        result = evaluate_scenes([(scene.name, found, scene.gt)])
         figures[name] = result.to_json()
-        tables.append(f"{name} ({len(masks)} instances)\n{format_table(result)}")
-        log.info("%s: %d instances", name, len(masks))
+        tables.append(f"{name} ({len(found)} instances)\n{format_table(result)}")
+        log.info("%s: %d instances", name, len(found))
 
     atomic_write_text(output / "evaluation.json", json.dumps(figures, indent=2) + "\n")
     if fit_rooms:
@@ -121,13 +120,12 @@ def _fit_rooms(output: Path, seed: int, count: int, rounds: int, steps: tuple[in
             f"longer), AP of the pseudo masks and each round:\n{format_rounds(result.evaluation)}")
 
 
-def _pseudo_masks(scene: Scene, out_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _pseudo_masks(scene: Scene, out_dir: Path) -> Instances:
     """UnScene3D's pseudo masks with the default (no-weights) options, written as `pseudo-masks` would."""
-    masks = pseudo_masks_for_scene(scene, PseudoMaskOptions())
-    write_pseudo_masks(out_dir, masks, scene)
-    return masks.vertex_masks(), masks.scores
+    pseudo = pseudo_masks_for_scene(scene, PseudoMaskOptions())
+    write_pseudo_masks(out_dir, pseudo, scene)
+    return pseudo.vertex_instances()
 
 
-def _selftrained(predictor: Predictor, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    prediction = predictor.predict(scene)  # on the segments it was trained with (`segment_scene`)
-    return prediction.masks, prediction.scores
+def _selftrained(predictor: Predictor, scene: Scene) -> Instances:
+    return predictor.predict(scene)  # on the segments it was trained with (`segment_scene`)

@@ -25,6 +25,10 @@ class InputError(ValueError):
         self.problem = problem
         super().__init__(f"{display_path(self.path)}: {problem}" if self.path is not None else problem)
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[Path | None, str]]:
+        # so that an error raised in a worker process reaches the caller as itself
+        return type(self), (self.path, self.problem)
+
 
 @contextmanager
 def about(path: str | Path) -> Iterator[None]:

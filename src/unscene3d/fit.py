@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.model.mask3d import Mask3D
-from unscene3d.model.postprocess import InstancePrediction
 from unscene3d.model.segment_model import SegmentModel
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
@@ -121,7 +121,7 @@ class _Progress:
 
 
 def round_masks(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig, output: str,
-                pseudo_scores: np.ndarray) -> InstancePrediction:
+                pseudo_scores: np.ndarray) -> Instances:
     """A round's masks of a scan (``output``, see the module docstring); ``pseudo_scores`` are the scores of
     ``scan.pseudo_masks``. ``union``: the pseudo masks, then the round's added masks ranked below them."""
     if output == "model":
@@ -129,12 +129,8 @@ def round_masks(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfT
     result = densify_training_scan(model, scan, config)
     floor = float(pseudo_scores.min()) if len(pseudo_scores) else 1.0
     added_scores = floor * result.scores / max(float(result.scores.max(initial=0.0)), 1e-12) * (1 - 1e-6)
-    masks = np.concatenate([scan.pseudo_masks, result.added])
-    return InstancePrediction(
-        masks=masks[:, scan.segments],
-        scores=np.concatenate([pseudo_scores, added_scores]),
-        queries=np.concatenate([np.full(len(scan.pseudo_masks), -1), result.source]),
-    )
+    pseudo = Instances(scan.pseudo_masks, pseudo_scores, queries=np.full(len(pseudo_scores), -1))
+    return Instances.cat([pseudo, Instances(result.masks, added_scores, queries=result.source)]).over(scan.segments)
 
 
 def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,
@@ -148,7 +144,7 @@ def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], conf
     model, _ = load_model(round_dir(run_dir, index), device)
     counts = []
     for scan in scans:
-        pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").scores
+        pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").instances.scores
         prediction = round_masks(model, scan, config, output, pseudo_scores)
         write_instances(folder, scan.scene, prediction)
         counts.append(len(prediction.scores))
@@ -187,7 +183,7 @@ def _evaluate(scans: Sequence[SelfTrainScan], folders: dict[str, Path],
         items = []
         for scene_name, gt in truths.items():
             masks, _, scores = read_predictions(folder, scene_name, len(gt))
-            items.append((scene_name, masks, scores, gt))
+            items.append((scene_name, Instances(masks, scores), gt))
         figures[name] = {key: round(100 * value, 2) for key, value in evaluate_scenes(items).overall.items()}
     return figures
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from unscene3d.errors import about
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.mask3d import Mask3D, predict_scene
-from unscene3d.model.postprocess import InstancePrediction
 from unscene3d.model.segment_model import SegmentModel, predict_segments, segment_tokens
 from unscene3d.scene import Scene
 from unscene3d.train.selftrain import SelfTrainConfig, load_model, model_uses_color
@@ -50,7 +50,7 @@ class Predictor:
         model, config = load_model(run, device)
         return cls(model, config)
 
-    def predict(self, scene: Scene, segments: np.ndarray | None = None) -> InstancePrediction:
+    def predict(self, scene: Scene, segments: np.ndarray | None = None) -> Instances:
         """Instance masks over the scene's vertices; ``segments`` default to :func:`segment_scene`'s."""
         if scene.colors is None and model_uses_color(self.config):
             log.warning("%s has no colours but the model was trained with colour: its colour input is zero, "
@@ -67,7 +67,7 @@ class Predictor:
         return predict_scene(self.model, scene, segments, self.config.postprocess)
 
 
-def write_instances(out_dir: str | Path, scene: Scene, prediction: InstancePrediction) -> Path:
+def write_instances(out_dir: str | Path, scene: Scene, prediction: Instances) -> Path:
     """Write the benchmark files, the per-vertex instance ids and the coloured PLY; return the txt."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def write_instances(out_dir: str | Path, scene: Scene, prediction: InstancePredi
     write_labels_ply(out_dir / f"{scene.name}{INSTANCES_PLY_SUFFIX}", scene, labels)
     per_point = scene.to_input(labels + 1, 0)
     atomic_write_text(out_dir / f"{scene.name}_instances.txt", "".join(f"{v}\n" for v in per_point.tolist()))
-    return export_predictions(out_dir, scene.name, scene.to_input(prediction.masks, False), prediction.scores)
+    return export_predictions(out_dir, scene.name, prediction.to_input(scene).masks, prediction.scores)
 
 
 def predict_scans(

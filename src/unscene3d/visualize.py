@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unscene3d.instances import Instances
 from unscene3d.io.ply import write_ply
 from unscene3d.scene import Scene
 
@@ -59,7 +60,7 @@ def is_coloured_output(path: str | Path) -> bool:
     return b"comment " + COLOURED_COMMENT.encode("ascii") + b"\n" in head.split(b"end_header", 1)[0]
 
 
-def write_instances_ply(path: str | Path, scene: Scene, masks: np.ndarray, scores: np.ndarray) -> None:
-    """The scan coloured by instance (the k-th mask gets :func:`label_colors` of k; grey where no mask),
-    the higher-scoring mask winning where masks overlap."""
-    write_labels_ply(path, scene, masks_to_labels(np.asarray(masks, dtype=bool), scores))
+def write_instances_ply(path: str | Path, scene: Scene, instances: Instances) -> None:
+    """The scan coloured by ``instances`` over its vertices (the k-th mask gets :func:`label_colors` of k;
+    grey where no mask), the higher-scoring mask winning where masks overlap."""
+    write_labels_ply(path, scene, masks_to_labels(instances.masks, instances.scores))

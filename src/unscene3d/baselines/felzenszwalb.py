@@ -3,9 +3,8 @@ object instances."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from unscene3d.baselines.common import partition_to_instances
+from unscene3d.instances import Instances
 from unscene3d.oversegment_points import oversegment_scene
 from unscene3d.scene import Scene
 
@@ -22,12 +21,9 @@ def felzenszwalb_instances(
     min_verts: int = DEFAULT_MIN_VERTS,
     variant: str = "scannet",
     voxel_size: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Instances:
     """Oversegment the scan (:func:`~unscene3d.oversegment_points.oversegment_scene`; ``voxel_size`` is for
-    point clouds) and return each segment as an instance mask scored by its size.
-
-    Returns (masks (K, N) bool, scores (K,) float64).
-    """
+    point clouds) and return each segment as an instance mask over the vertices, scored by its size."""
     segmentation = oversegment_scene(
         scene, variant=variant, k_thresh=k_thresh, min_verts=min_verts, voxel_size=voxel_size
     )

@@ -10,6 +10,7 @@ from sklearn.cluster import HDBSCAN
 
 from unscene3d.baselines.common import MIN_INSTANCE_VERTICES, partition_to_instances
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.normals import scene_normals
 from unscene3d.scene import Scene
 
@@ -43,12 +44,12 @@ def voxel_indices(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, in
     return inverse, int(inverse.max()) + 1 if len(inverse) else 0
 
 
-def hdbscan_instances(scene: Scene, config: HdbscanConfig = HdbscanConfig()) -> tuple[np.ndarray, np.ndarray]:
+def hdbscan_instances(scene: Scene, config: HdbscanConfig = HdbscanConfig()) -> Instances:
     """Cluster the scene's vertices with HDBSCAN and return each cluster as an instance scored by size.
 
     Works on meshes and point clouds (with estimated normals, :func:`unscene3d.normals.scene_normals`);
-    without colours the colours are left out. Returns (masks (K, N) bool, scores (K,) float64); warns when
-    no cluster is large enough to be an instance.
+    without colours the colours are left out. Returns the instances over the vertices; warns when no cluster
+    is large enough to be an instance.
     """
     if not (np.isfinite(config.voxel_size) and config.voxel_size > 0):
         raise InputError(None, f"HDBSCAN voxel size must be a positive number, got {config.voxel_size}")
@@ -76,9 +77,9 @@ def hdbscan_instances(scene: Scene, config: HdbscanConfig = HdbscanConfig()) -> 
     min_samples = min(config.min_samples, num_voxels)
     clusterer = HDBSCAN(min_cluster_size=min(config.min_cluster_size, num_voxels), min_samples=min_samples, copy=True)
     voxel_labels = clusterer.fit_predict(voxel_features)
-    masks, scores = partition_to_instances(voxel_labels[voxel_of_vertex])
-    if not len(masks):
+    found = partition_to_instances(voxel_labels[voxel_of_vertex])
+    if not len(found):
         log.warning("%s: HDBSCAN found no instance (%d voxels of %.3g m, minimum cluster size %d, minimum instance "
                     "%d points): try a smaller --voxel-size or --min-cluster-size", scene.source or scene.name,
                     num_voxels, config.voxel_size, config.min_cluster_size, MIN_INSTANCE_VERTICES)
-    return masks, scores
+    return found

@@ -68,16 +68,16 @@ def run_baseline(
         scene = next(scenes)
         with about(path):
             if method == "felzenszwalb":
-                masks, scores = felzenszwalb_instances(
+                found = felzenszwalb_instances(
                     scene,
                     k_thresh=DEFAULT_K_THRESH if k_thresh is None else k_thresh,
                     min_verts=DEFAULT_MIN_VERTS if min_verts is None else min_verts,
                     voxel_size=voxel_size,
                 )
             else:
-                masks, scores = hdbscan_instances(scene, hdbscan_config)
-        write_instances_ply(out_dir / f"{scene.name}{INSTANCES_PLY_SUFFIX}", scene, masks, scores)
+                found = hdbscan_instances(scene, hdbscan_config)
+        write_instances_ply(out_dir / f"{scene.name}{INSTANCES_PLY_SUFFIX}", scene, found)
         # its listing last: it marks the scan done
-        export_predictions(out_dir, scene.name, scene.to_input(masks, False), scores)
-        log.info("%s: %d instances", scene.name, len(masks))
+        export_predictions(out_dir, scene.name, found.to_input(scene).masks, found.scores)
+        log.info("%s: %d instances", scene.name, len(found))
     return listings

@@ -27,6 +27,7 @@ from unscene3d.evaluation.matching import (
     match_scene,
 )
 from unscene3d.evaluation.result import EvaluationResult
+from unscene3d.instances import Instances
 from unscene3d.io.benchmark import (
     list_gt_scenes,
     list_prediction_scenes,
@@ -38,7 +39,7 @@ from unscene3d.protocols import PROTOCOLS, Protocol
 
 log = logging.getLogger(__name__)
 
-SceneItem = tuple[str, np.ndarray, np.ndarray, np.ndarray]
+SceneItem = tuple[str, Instances, np.ndarray]  # (scene name, instances over its N vertices, gt (N,))
 
 
 def precision_recall_curve(
@@ -119,17 +120,13 @@ def _figures(scenes: Sequence[SceneMatches]) -> dict[str, float]:
     }
 
 
-def _check_item(name: str, masks: np.ndarray, scores: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, ...]:
-    masks, scores, gt = np.asarray(masks), np.asarray(scores, dtype=np.float64), np.asarray(gt)
+def _check_item(name: str, instances: Instances, gt: np.ndarray) -> np.ndarray:
+    gt = np.asarray(gt)
     if gt.ndim != 1 or not np.issubdtype(gt.dtype, np.integer):
         raise ValueError(f"{name}: gt must be a 1-D integer array, got {gt.dtype} {gt.shape}")
-    if masks.ndim != 2 or masks.shape[1] != len(gt):
-        raise ValueError(f"{name}: masks must be (K, {len(gt)}) for {len(gt)} vertices, got {masks.shape}")
-    if scores.shape != (len(masks),):
-        raise ValueError(f"{name}: {len(masks)} masks need {len(masks)} scores, got shape {scores.shape}")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f"{name}: scores must be finite")
-    return (masks if masks.dtype == bool else masks != 0), scores, gt.astype(np.int64, copy=False)
+    if instances.num_units != len(gt):
+        raise ValueError(f"{name}: masks must be (K, {len(gt)}) for {len(gt)} vertices, got {instances.masks.shape}")
+    return gt.astype(np.int64, copy=False)
 
 
 def get_protocol(protocol: str | Protocol = "scannet", valid_class_ids: Iterable[int] | None = None) -> Protocol:
@@ -153,7 +150,7 @@ def match_scenes(
     valid_class_ids: Iterable[int] | None = None,
     min_region_size: int = MIN_REGION_SIZE,
 ) -> dict[str, SceneMatches]:
-    """Match each ``(scene_name, masks (K,N) bool, scores (K,), gt (N,) int64)`` item by the benchmark rules.
+    """Match each ``(scene_name, instances over N vertices, gt (N,) int64)`` item by the benchmark rules.
 
     ``gt`` is ``label * 1000 + instance`` per vertex; the instances the protocol counts are foreground,
     all else is void (``valid_class_ids``, when given, replaces the protocol by exactly those labels).
@@ -164,12 +161,13 @@ def match_scenes(
         raise ValueError(f"min_region_size must be at least 1, got {min_region_size}")
 
     matches: dict[str, SceneMatches] = {}
-    for name, masks, scores, gt in items:
+    for name, instances, gt in items:
         if name in matches:
             raise ValueError(f"scene {name!r} given twice")
-        masks, scores, gt = _check_item(name, masks, scores, gt)
-        matches[name] = match_scene(masks, scores, gt, protocol=rule, min_region_size=min_region_size)
-        log.debug("%s: %d predictions matched", name, len(masks))
+        gt = _check_item(name, instances, gt)
+        matches[name] = match_scene(instances.masks, instances.scores, gt, protocol=rule,
+                                    min_region_size=min_region_size)
+        log.debug("%s: %d predictions matched", name, len(instances))
     return matches
 
 
@@ -189,7 +187,7 @@ def evaluate_scenes(
     valid_class_ids: Iterable[int] | None = None,
     min_region_size: int = MIN_REGION_SIZE,
 ) -> EvaluationResult:
-    """AP / AP50 / AP25 of ``(scene_name, masks, scores, gt)`` items (arguments as :func:`match_scenes`)."""
+    """AP / AP50 / AP25 of ``(scene_name, instances, gt)`` items (arguments as :func:`match_scenes`)."""
     rule = get_protocol(protocol, valid_class_ids)
     return summarize(match_scenes(items, protocol=rule, min_region_size=min_region_size), rule.name)
 
@@ -234,10 +232,10 @@ def match_dirs(
             gt = read_gt_txt(gt_path)
             if len(masks) and masks.shape[1] != len(gt):
                 _blame_length_mismatch(pred_dir, name, masks, gt_path, len(gt))
-            yield name, masks.reshape(len(masks), len(gt)), scores, gt
+            yield name, Instances(masks.reshape(len(masks), len(gt)), scores), gt
         for name in unpredicted:
             gt = read_gt_txt(gt_dir / f"{name}.txt")
-            yield name, np.zeros((0, len(gt)), dtype=bool), np.zeros(0), gt
+            yield name, Instances.empty(len(gt)), gt
 
     return match_scenes(items(), protocol=protocol, min_region_size=min_region_size)
 

@@ -3,6 +3,8 @@
 The official pipeline takes the decoder level at stride 2 (96-d for Res16UNet34C) and copies each
 voxel's feature to the vertices inside it; :func:`extract_vertex_features` does exactly that (the
 stride-2 voxel holding a vertex is found by integer division, no nearest-neighbour search).
+:func:`extract_features_for_scans` writes the folder that ``pseudo-masks --features3d`` reads instead of running
+the backbone again (layout: :mod:`unscene3d.features.folder`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from unscene3d.errors import InputError
+from unscene3d.features.folder import FEATURE_STRIDE, write_manifest
 from unscene3d.io.atomic import atomic_output
 from unscene3d.model.backbone import BackboneConfig, Res16UNet, sparse_input
 from unscene3d.model.checkpoint import load_checkpoint, load_model_state
@@ -24,7 +27,6 @@ from unscene3d.voxelize import coarse_voxel_index, scene_point_features, voxeliz
 
 log = logging.getLogger(__name__)
 
-FEATURE_STRIDE = 2
 
 
 def load_backbone(
@@ -112,10 +114,12 @@ def extract_features_for_scans(
     from unscene3d.io.scan import load_scan
     from unscene3d.progress import progress_log
 
-    model, _ = load_backbone(checkpoint_path, device)
+    model, config = load_backbone(checkpoint_path, device)
+    write_manifest(out_dir, checkpoint_path, config.feature_dim)
     written = []
     for scan in progress_log(list(scans), "features3d"):
         scene = load_scan(scan, load_frames=False, up=up, scale=scale)
         features = extract_vertex_features(model, scene)
         written.append(write_vertex_features(Path(out_dir) / f"{scene.name}.npy", features))
     return written
+

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.model.backbone import (
     DECODER_STRIDES,
     BackboneConfig,
@@ -27,7 +28,7 @@ from unscene3d.model.backbone import (
     sparse_input,
 )
 from unscene3d.model.decoder import DecoderConfig, DecoderOutput, MultiScaleInput, QueryDecoder
-from unscene3d.model.postprocess import InstancePrediction, PostprocessConfig, instances_from_logits
+from unscene3d.model.postprocess import PostprocessConfig, instances_from_logits
 from unscene3d.scene import Scene
 from unscene3d.voxelize import Voxelization, coarse_voxel_index, scene_point_features, voxelize
 
@@ -160,7 +161,7 @@ def predict_scene(
     scene: Scene,
     segments: np.ndarray | None = None,
     postprocess: PostprocessConfig | None = None,
-) -> InstancePrediction:
+) -> Instances:
     """Scored instance masks over the scene's vertices (colour optional; segments enable voting)."""
     was_training = model.training
     model.eval()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 
 
 @dataclass(frozen=True)
@@ -29,24 +30,15 @@ class PostprocessConfig:
     nms_iou: float | None = None  # drop masks overlapping a better one by more than this IoU (None: keep all)
 
 
-@dataclass
-class InstancePrediction:
-    """``masks`` (K, N) bool over vertices, ``scores`` (K,) float64 in [0, 1], descending;
-    ``queries`` (K,) the decoder query each mask came from."""
-
-    masks: np.ndarray
-    scores: np.ndarray
-    queries: np.ndarray
-
-
 @torch.no_grad()
 def instances_from_logits(
     class_logits: torch.Tensor | np.ndarray,
     mask_logits: torch.Tensor | np.ndarray,
     segment_ids: np.ndarray | torch.Tensor | None = None,
     config: PostprocessConfig | None = None,
-) -> InstancePrediction:
-    """Instances of one scene.
+) -> Instances:
+    """Instances of one scene: masks over the vertices, scores in [0, 1] descending, and the ``queries`` field
+    (K,) naming the decoder query each mask came from.
 
     ``class_logits`` (Q, C + 1) with the last column "no object" (C = 1 in UnScene3D);
     ``mask_logits`` (Q, N) per vertex (map per-segment logits to vertices first); ``segment_ids`` (N,)
@@ -87,11 +79,8 @@ def instances_from_logits(
     order = keep[torch.argsort(scores[keep], descending=True, stable=True)]
     if config.nms_iou is not None:
         order = order[_iou_nms(binary[order], config.nms_iou)]
-    return InstancePrediction(
-        masks=binary[order].cpu().numpy(),
-        scores=scores[order].double().cpu().numpy(),
-        queries=queries[order].cpu().numpy().astype(np.int64),
-    )
+    return Instances(binary[order].cpu().numpy(), scores[order].double().cpu().numpy(),
+                     queries=queries[order].cpu().numpy().astype(np.int64))
 
 
 def _iou_nms(masks: torch.Tensor, threshold: float) -> torch.Tensor:

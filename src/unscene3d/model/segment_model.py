@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.model.decoder import DecoderConfig, DecoderOutput, MultiScaleInput, QueryDecoder
-from unscene3d.model.postprocess import InstancePrediction, PostprocessConfig, instances_from_logits
+from unscene3d.model.postprocess import PostprocessConfig, instances_from_logits
 
 # Raw per-segment columns kept by SegmentTokens.raw (before augmentation and normalisation).
 RAW_COLUMNS = ("cx", "cy", "cz", "nx", "ny", "nz", "spread", "s1", "s2", "s3", "log_area", "bottom", "top",
@@ -299,7 +300,7 @@ def predict_segments(
     tokens: SegmentTokens,
     segments: np.ndarray,
     postprocess: PostprocessConfig | None = None,
-) -> InstancePrediction:
+) -> Instances:
     """Scored instance masks over the vertices (``segments``: compact segment index per vertex, the
     segmentation ``tokens`` were measured on)."""
     was_training = model.training

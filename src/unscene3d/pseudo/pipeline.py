@@ -8,9 +8,11 @@ parameters). The ``.npz`` is written last and marks a scan as done.
 What is computed (:class:`PseudoMaskOptions`; docs/benchmarks.md, "Pseudo masks", measures each):
 
 - features (``modality``): ``geometric`` (no weights: :mod:`unscene3d.features.geometric`),
-  ``handcrafted`` (the older no-weights descriptor), ``3d`` (a pretrained backbone), ``2d``
-  (back-projected DINO features), ``both``; ``auto`` picks the best the inputs allow (2D when frames
-  and an encoder are given, 3D when a checkpoint is given, both when both are, else geometric);
+  ``handcrafted`` (the older no-weights descriptor), ``3d`` (a pretrained backbone, or the features it wrote
+  with ``unscene3d features3d``), ``2d`` (back-projected DINO features), ``both``; ``auto`` picks the best
+  the inputs allow (2D when frames and an encoder are given, 3D when a checkpoint or a features folder is
+  given, both when both are, else geometric). Models load once per worker
+  (:class:`~unscene3d.features.extractors.FeatureExtractors`), not once per scan;
 - scene structure (``structure``): floor, walls and ceiling found as planes and kept out of the
   cuts from the first one (:mod:`unscene3d.pseudo.structure`);
 - the cut (``cut``): ``spatial`` (recursive NCut over touching segments, masks scored by an
@@ -28,21 +30,24 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from unscene3d.errors import InputError
+from unscene3d.features.extractors import FeatureExtractors
 from unscene3d.features.geometric import SegmentGeometry, geometric_descriptors, segment_geometry
 from unscene3d.features.handcrafted import handcrafted_segment_features
 from unscene3d.features.pooling import pool_segment_features
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.io.scan import expand_scan_paths
 from unscene3d.oversegment import Segmentation
 from unscene3d.oversegment_points import oversegment_scene
+from unscene3d.parallel import map_in_workers
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.cuts import CutConfig, cut_tree, objectness, select_masks
 from unscene3d.pseudo.graph import GraphConfig, segment_affinity, segment_contacts, surface_edges
@@ -70,11 +75,13 @@ _GRAPH_SETTINGS = {
 
 @dataclass(frozen=True)
 class PseudoMaskOptions:
-    """What to compute (module docstring). ``ncut.tau`` is replaced by the modality's default unless
-    ``tau`` is given; ``graph`` defaults to the modality's setting."""
+    """What to compute (module docstring). 3D features come from the backbone of ``checkpoint`` or are read
+    from ``features3d``, a folder written by ``unscene3d features3d``. ``ncut.tau`` is replaced by the
+    modality's default unless ``tau`` is given; ``graph`` defaults to the modality's setting."""
 
     modality: str = "auto"
     checkpoint: str | None = None
+    features3d: str | None = None
     encoder: str | None = None
     tau: float | None = None
     ncut: NCutConfig = field(default_factory=NCutConfig)
@@ -92,12 +99,24 @@ class PseudoMaskOptions:
                                      ("source", self.source, SOURCES)):
             if value not in choices:
                 raise InputError(None, f"{name} must be one of {', '.join(choices)}, got {value!r}")
-        if self.modality in ("3d", "both") and not self.checkpoint:
-            raise InputError(None, f"modality {self.modality} needs a backbone checkpoint (--checkpoint)")
+        if self.checkpoint and self.features3d:
+            raise InputError(None, "3D features come from a backbone checkpoint (--checkpoint) or from a features3d "
+                                   "folder (--features3d), not both")
+        if self.modality in ("3d", "both") and not self.has_3d():
+            raise InputError(None, f"modality {self.modality} needs a backbone checkpoint (--checkpoint) or the "
+                                   "features it wrote (--features3d)")
         if self.modality in ("2d", "both") and not self.encoder:
             raise InputError(None, f"modality {self.modality} needs an image encoder (--encoder hub id or folder)")
         if self.tau is not None and not 0.0 <= self.tau < 1.0:
             raise InputError(None, f"tau must be in [0, 1), got {self.tau}")
+
+    def has_3d(self) -> bool:
+        return bool(self.checkpoint or self.features3d)
+
+    def extractors(self) -> FeatureExtractors:
+        """This run's feature models, unloaded: one per worker process, passed to every scan it handles."""
+        return FeatureExtractors(checkpoint=self.checkpoint, features3d=self.features3d, encoder=self.encoder,
+                                 device=self.device, frame_step=self.frame_step)
 
     def needs_frames(self) -> bool:
         return self.modality in ("2d", "both") or (self.modality == "auto" and self.encoder is not None)
@@ -109,11 +128,11 @@ class PseudoMaskOptions:
         use_2d = self.encoder is not None and bool(scene.frames)
         if self.encoder is not None and not scene.frames:
             log.warning("%s: an encoder was given but the scan has no frames; 2D features skipped", scene.name)
-        if use_2d and self.checkpoint:
+        if use_2d and self.has_3d():
             return "both"
         if use_2d:
             return "2d"
-        return "3d" if self.checkpoint else "geometric"
+        return "3d" if self.has_3d() else "geometric"
 
     def ncut_config(self, modality: str) -> NCutConfig:
         return replace(self.ncut, tau=DEFAULT_TAU[modality] if self.tau is None else self.tau)
@@ -130,14 +149,13 @@ class PseudoMasks:
 
     scene_name: str
     segment_labels: np.ndarray  # (N,) compact segment index per vertex
-    segment_masks: np.ndarray  # (K, S) bool
-    scores: np.ndarray  # (K,)
+    instances: Instances  # (K, S) masks over the segments, scores (K,)
     params: dict
     scan_path: Path | None = None  # the scan the masks were made from, so training can find it
 
-    def vertex_masks(self) -> np.ndarray:
-        """(K, N) bool masks over the vertices."""
-        return self.segment_masks[:, self.segment_labels]
+    def vertex_instances(self) -> Instances:
+        """The masks over the vertices."""
+        return self.instances.over(self.segment_labels)
 
 
 def segment_scene(scene: Scene) -> Segmentation:
@@ -153,10 +171,10 @@ def segment_features(
     scene: Scene,
     segmentation: Segmentation,
     modality: str,
-    options: PseudoMaskOptions,
+    extractors: FeatureExtractors,
     geometry: SegmentGeometry | None = None,
 ) -> list[np.ndarray]:
-    """Per-segment features of ``modality`` (two arrays for ``both``)."""
+    """Per-segment features of ``modality`` (two arrays for ``both``); learned ones from ``extractors``."""
     labels, count, pairs = segmentation.labels, segmentation.num_segments, segmentation.adjacency
     if modality == "handcrafted":
         return [handcrafted_segment_features(scene, labels, count, pairs)]
@@ -165,17 +183,9 @@ def segment_features(
         return [geometric_descriptors(geometry)]
     modalities = []
     if modality in ("3d", "both"):
-        from unscene3d.features.features3d import extract_vertex_features
-
-        vertex_3d = extract_vertex_features(options.checkpoint, scene, device=options.device)
-        modalities.append(pool_segment_features(vertex_3d, labels, count, pairs))
+        modalities.append(pool_segment_features(extractors.vertex_3d(scene), labels, count, pairs))
     if modality in ("2d", "both"):
-        from unscene3d.features.features2d import encoder_vertex_features
-
-        vertex_2d = encoder_vertex_features(
-            scene, options.encoder, frame_step=options.frame_step, device=options.device
-        )
-        modalities.append(pool_segment_features(vertex_2d, labels, count, pairs))
+        modalities.append(pool_segment_features(extractors.vertex_2d(scene), labels, count, pairs))
     return modalities
 
 
@@ -189,25 +199,27 @@ def _graph_features(features: list[np.ndarray], geometry: SegmentGeometry, confi
     return np.concatenate(units, axis=1)
 
 
-def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def _felzenszwalb_source(scene: Scene) -> tuple[np.ndarray, Instances, dict]:
     k_thresh, min_verts = FELZENSZWALB_SOURCE_PARAMS
     segmentation = oversegment_scene(scene, variant="scannet", k_thresh=k_thresh, min_verts=min_verts)
     sizes = np.bincount(segmentation.labels, minlength=segmentation.num_segments)
     kept = np.flatnonzero(sizes >= CutConfig().min_vertices)
-    kept = kept[np.argsort(-sizes[kept], kind="stable")]
     masks = np.zeros((len(kept), segmentation.num_segments), dtype=bool)
     masks[np.arange(len(kept)), kept] = True
-    return segmentation.labels, masks, sizes[kept] / max(len(segmentation.labels), 1), segmentation.params
+    instances = Instances(masks, sizes[kept] / max(len(segmentation.labels), 1)).sorted_by_score()
+    return segmentation.labels, instances, segmentation.params
 
 
-def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMasks:
-    """Oversegment ``scene``, describe its segments, cut the segment graph (module docstring)."""
+def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
+                           extractors: FeatureExtractors | None = None) -> PseudoMasks:
+    """Oversegment ``scene``, describe its segments, cut the segment graph (module docstring). Pass the same
+    ``extractors`` (``options.extractors()``) for many scans so their models load once."""
     source = Path(scene.source).resolve() if scene.source is not None else None
     params: dict = {"format_version": FORMAT_VERSION, "source": options.source}
     if options.source == "felzenszwalb":
-        labels, masks, scores, segmentation_params = _felzenszwalb_source(scene)
+        labels, instances, segmentation_params = _felzenszwalb_source(scene)
         params["oversegmentation"] = segmentation_params
-        return PseudoMasks(scene.name, labels, masks, scores, params, source)
+        return PseudoMasks(scene.name, labels, instances, params, source)
 
     modality = options.resolved_modality(scene)
     if modality in ("2d", "both") and not scene.frames:
@@ -216,24 +228,26 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions) -> PseudoMa
     needs_geometry = options.structure or options.cut == "spatial" or modality == "geometric"
     geometry = segment_geometry(scene, segmentation.labels, segmentation.num_segments) if needs_geometry else None
     structure = detect_structure(scene.vertices, geometry, options.structure_config) if options.structure else None
-    features = segment_features(scene, segmentation, modality, options, geometry)
+    extractors = extractors if extractors is not None else options.extractors()
+    features = segment_features(scene, segmentation, modality, extractors, geometry)
     params.update({
         "modality": modality,
         "checkpoint": options.checkpoint,
+        **({"features3d": options.features3d} if options.features3d else {}),
         "encoder": options.encoder,
         "oversegmentation": segmentation.params,
         "cut": options.cut,
         "structure": None if structure is None else structure.summary(),
     })
     if options.cut == "official":
-        masks, scores = _official_cut(features, segmentation, structure, options.ncut_config(modality), params)
+        instances = _official_cut(features, segmentation, structure, options.ncut_config(modality), params)
     else:
-        masks, scores = _spatial_cut(scene, segmentation, geometry, structure, features, modality, options, params)
-    return PseudoMasks(scene.name, segmentation.labels, masks, scores, params, source)
+        instances = _spatial_cut(scene, segmentation, geometry, structure, features, modality, options, params)
+    return PseudoMasks(scene.name, segmentation.labels, instances, params, source)
 
 
 def _official_cut(features: list[np.ndarray], segmentation: Segmentation, structure: Structure | None,
-                  config: NCutConfig, params: dict) -> tuple[np.ndarray, np.ndarray]:
+                  config: NCutConfig, params: dict) -> Instances:
     excluded = None if structure is None else structure.is_structure
     result = masked_ncut(features, segmentation.adjacency, config, excluded=excluded)
     params.update({
@@ -242,11 +256,11 @@ def _official_cut(features: list[np.ndarray], segmentation: Segmentation, struct
         "rejected": result.rejected,
         "eigenvalues": result.eigenvalues.tolist(),
     })
-    return result.masks, result.scores()
+    return Instances(result.masks, result.scores())
 
 
 def _spatial_cut(scene: Scene, segmentation: Segmentation, geometry: SegmentGeometry, structure: Structure | None,
-                 features: list[np.ndarray], modality: str, options: PseudoMaskOptions, params: dict) -> tuple[np.ndarray, np.ndarray]:
+                 features: list[np.ndarray], modality: str, options: PseudoMaskOptions, params: dict) -> Instances:
     graph_config = options.graph_config(modality)
     params.update({"graph": asdict(graph_config), "cuts": asdict(options.cuts)})
     return spatial_cut(scene, segmentation.labels, geometry, structure, _graph_features(features, geometry, graph_config),
@@ -261,38 +275,38 @@ def spatial_cut(
     features: np.ndarray,
     graph: GraphConfig,
     cuts: CutConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The spatial cut of a scan's segments (``labels``) on the segment features ``features`` (S, C):
-    ``(masks (K, S) bool, objectness scores (K,))``, structure left out when given."""
+) -> Instances:
+    """The spatial cut of a scan's segments (``labels``) on the segment features ``features`` (S, C): masks over
+    the segments scored by objectness, structure left out when given."""
     count = geometry.num_segments
     contacts = segment_contacts(labels, *surface_edges(scene.vertices, scene.faces), count)
     affinity = segment_affinity(geometry, contacts, features, graph)
     active = np.ones(count, dtype=bool) if structure is None else ~structure.is_structure
     candidates = cut_tree(affinity, active, cuts)
     scores = objectness(candidates, geometry, cuts)
-    return select_masks(candidates, scores, np.bincount(labels, minlength=count), cuts)
+    return Instances(*select_masks(candidates, scores, np.bincount(labels, minlength=count), cuts))
 
 
-def write_pseudo_masks(out_dir: str | Path, masks: PseudoMasks, scene: Scene | None = None) -> Path:
+def write_pseudo_masks(out_dir: str | Path, pseudo: PseudoMasks, scene: Scene | None = None) -> Path:
     """Write the benchmark files (and, given the ``scene``, its ``<scene>_instances.ply`` coloured by mask),
     then ``<scene>.npz`` (atomically, last); return the ``.npz`` path. Given the ``scene``, the benchmark
     masks are laid out per input point (a cloud's NaN rows in no mask), so they line up with the file."""
     out_dir = Path(out_dir)
-    vertex_masks = masks.vertex_masks()
+    vertex_instances = pseudo.vertex_instances()
     if scene is not None:
-        write_instances_ply(out_dir / f"{masks.scene_name}{INSTANCES_PLY_SUFFIX}", scene, vertex_masks, masks.scores)
-        vertex_masks = scene.to_input(vertex_masks, False)
-    export_predictions(out_dir, masks.scene_name, vertex_masks, masks.scores)
-    path = out_dir / f"{masks.scene_name}.npz"
+        write_instances_ply(out_dir / f"{pseudo.scene_name}{INSTANCES_PLY_SUFFIX}", scene, vertex_instances)
+        vertex_instances = vertex_instances.to_input(scene)
+    export_predictions(out_dir, pseudo.scene_name, vertex_instances.masks, vertex_instances.scores)
+    path = out_dir / f"{pseudo.scene_name}.npz"
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(
                 handle,
-                segment_labels=masks.segment_labels.astype(np.int32),
-                segment_masks=masks.segment_masks.astype(bool),
-                scores=masks.scores.astype(np.float64),
-                params=np.array(json.dumps(masks.params)),
-                scan_path=np.array("" if masks.scan_path is None else str(masks.scan_path)),
+                segment_labels=pseudo.segment_labels.astype(np.int32),
+                segment_masks=pseudo.instances.masks,
+                scores=pseudo.instances.scores,
+                params=np.array(json.dumps(pseudo.params)),
+                scan_path=np.array("" if pseudo.scan_path is None else str(pseudo.scan_path)),
             )
     return path
 
@@ -309,23 +323,34 @@ def read_pseudo_masks(path: str | Path) -> PseudoMasks:
             scan_path = str(data["scan_path"]) if "scan_path" in data.files else ""
     except (OSError, KeyError, ValueError) as error:
         raise InputError(path, f"not a pseudo-mask file: {error}") from None
-    if masks.ndim != 2 or len(scores) != len(masks) or (len(labels) and labels.max() >= masks.shape[1]):
-        raise InputError(path, "inconsistent pseudo-mask arrays")
-    return PseudoMasks(path.stem, labels, masks, scores, params, Path(scan_path) if scan_path else None)
+    try:
+        instances = Instances(masks, scores)
+    except ValueError as error:
+        raise InputError(path, f"inconsistent pseudo-mask arrays: {error}") from None
+    if len(labels) and (labels.min() < 0 or labels.max() >= instances.num_units):
+        raise InputError(path, f"inconsistent pseudo-mask arrays: segment labels beyond the {instances.num_units} "
+                               "masked segments")
+    return PseudoMasks(path.stem, labels, instances, params, Path(scan_path) if scan_path else None)
 
 
-def _process_scan(scan: str, out_dir: str, options: PseudoMaskOptions, threads: int | None) -> tuple[str, int, float]:
+def _worker_setup(options: PseudoMaskOptions, threads: int | None) -> FeatureExtractors:
+    """A worker's start: its share of the torch threads, and its feature models (each loaded on first use)."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
+    return options.extractors()
+
+
+def _process_scan(options: PseudoMaskOptions, out_dir: str, extractors: FeatureExtractors,
+                  scan: str) -> tuple[str, int, float]:
     from unscene3d.io.scan import load_scan
 
     start = time.perf_counter()
     scene = load_scan(scan, load_frames=options.needs_frames())
-    masks = pseudo_masks_for_scene(scene, options)
-    write_pseudo_masks(out_dir, masks, scene)
-    return scene.name, len(masks.scores), time.perf_counter() - start
+    pseudo = pseudo_masks_for_scene(scene, options, extractors)
+    write_pseudo_masks(out_dir, pseudo, scene)
+    return scene.name, len(pseudo.instances), time.perf_counter() - start
 
 
 def run_pseudo_masks(
@@ -339,7 +364,7 @@ def run_pseudo_masks(
     """Pseudo masks for every scan (``expand_scan_paths`` rules) into ``out_dir``; returns the ``.npz`` files.
 
     Scans whose ``.npz`` exists are skipped unless ``force``. ``workers`` > 1 runs scans in parallel
-    processes (each limited to ``cpu_count // workers`` torch threads).
+    processes (each limited to ``cpu_count // workers`` torch threads). Each worker loads its models once.
     """
     from unscene3d.io.scan import scan_name
 
@@ -363,13 +388,9 @@ def run_pseudo_masks(
             done, len(todo), name, count, seconds, done / elapsed, format_duration(elapsed), format_duration(eta),
         )
 
-    if workers <= 1:
-        for done, scan in enumerate(todo, 1):
-            report(done, *_process_scan(scan, str(out_dir), options, None))
-        return outputs
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_process_scan, scan, str(out_dir), options, threads) for scan in todo]
-        for done, future in enumerate(as_completed(futures), 1):
-            report(done, *future.result())
+    threads = None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
+    scans_done = map_in_workers(partial(_process_scan, options, str(out_dir)), todo,
+                                partial(_worker_setup, options, threads), workers)
+    for done, result in enumerate(scans_done, 1):
+        report(done, *result)
     return outputs

@@ -10,8 +10,9 @@ added to that scan's pseudo masks for the next round:
    ``min_uncovered_fraction`` of it is not yet covered by the initial pseudo masks and the masks added
    before it, and only its uncovered part is added.
 
-The initial pseudo masks are always kept unchanged. Masks are boolean arrays over any units (vertices
-or segments), the same units for the predictions and the pseudo masks.
+The initial pseudo masks are always kept unchanged. Masks are over any units (vertices or segments), the
+same units for the predictions and the pseudo masks; the pseudo masks are a plain (P, N) array, since only
+what they cover counts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 
 
 @dataclass(frozen=True)
@@ -35,16 +37,6 @@ class DensifyConfig:
     # of the pseudo-mask stage on those features) and up to this many of its masks are added, by the same
     # rule, after the model's own (train.selftrain.densify_training_scan). 0 = off (official).
     recut_masks: int = 0
-
-
-@dataclass
-class Densification:
-    """``added`` (A, N) bool: the uncovered parts that were added; ``source`` (A,) the index of the
-    prediction each came from; ``scores`` (A,) that prediction's score."""
-
-    added: np.ndarray
-    source: np.ndarray
-    scores: np.ndarray
 
 
 def _check_masks(masks: np.ndarray, name: str) -> np.ndarray:
@@ -72,40 +64,30 @@ def greedy_nms(masks: np.ndarray, scores: np.ndarray, overlap: float) -> np.ndar
     return np.asarray(kept, dtype=np.int64)
 
 
-def densify_scan(
-    pseudo_masks: np.ndarray,
-    predicted_masks: np.ndarray,
-    scores: np.ndarray,
-    config: DensifyConfig | None = None,
-) -> Densification:
-    """New masks for one scan from its pseudo masks (P, N) and the model's predictions (K, N) + scores (K,)."""
+def densify_scan(pseudo_masks: np.ndarray, predictions: Instances, config: DensifyConfig | None = None) -> Instances:
+    """New masks for one scan from its pseudo masks (P, N) and the model's predictions over the same N units:
+    the uncovered parts that were added, each with the score of the prediction it came from and, in the field
+    ``source``, that prediction's index."""
     config = config or DensifyConfig()
     pseudo_masks = _check_masks(pseudo_masks, "pseudo masks")
-    predicted_masks = _check_masks(predicted_masks, "predicted masks")
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    num_units = predicted_masks.shape[1]
-    if scores.shape[0] != predicted_masks.shape[0]:
-        raise InputError(None, f"{predicted_masks.shape[0]} predicted masks but {scores.shape[0]} scores")
+    num_units, scores = predictions.num_units, predictions.scores
     if pseudo_masks.shape[0] and pseudo_masks.shape[1] != num_units:
         raise InputError(None, f"pseudo masks cover {pseudo_masks.shape[1]} units, predictions {num_units}")
 
     confident = np.flatnonzero(scores >= config.min_score)
-    survivors = confident[greedy_nms(predicted_masks[confident], scores[confident], config.nms_overlap)]
+    survivors = confident[greedy_nms(predictions.masks[confident], scores[confident], config.nms_overlap)]
 
     covered = pseudo_masks.any(0) if pseudo_masks.shape[0] else np.zeros(num_units, dtype=bool)
     added, source = [], []
     for index in survivors:  # already in descending score order
         if len(added) == config.max_added:
             break
-        mask = predicted_masks[index]
+        mask = predictions.masks[index]
         uncovered = mask & ~covered
         if uncovered.sum() > config.min_uncovered_fraction * mask.sum():
             added.append(uncovered)
             source.append(int(index))
             covered |= uncovered
     source_array = np.asarray(source, dtype=np.int64)
-    return Densification(
-        added=np.stack(added) if added else np.zeros((0, num_units), dtype=bool),
-        source=source_array,
-        scores=scores[source_array],
-    )
+    return Instances(np.stack(added) if added else np.zeros((0, num_units), dtype=bool), scores[source_array],
+                     source=source_array)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from unscene3d.errors import InputError
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output, atomic_write_text
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.backbone import BackboneConfig
@@ -57,7 +58,7 @@ from unscene3d.model.checkpoint import (
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.losses import LossConfig, set_criterion
 from unscene3d.model.mask3d import Mask3D, Mask3DConfig, build_mask3d, predict_scene
-from unscene3d.model.postprocess import InstancePrediction, PostprocessConfig
+from unscene3d.model.postprocess import PostprocessConfig
 from unscene3d.model.segment_model import (
     SegmentModel,
     SegmentModelConfig,
@@ -69,7 +70,7 @@ from unscene3d.progress import format_duration
 from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.train.augment import AugmentConfig
 from unscene3d.train.csvlog import append_log, prepare_log
-from unscene3d.train.densify import Densification, DensifyConfig, densify_scan
+from unscene3d.train.densify import DensifyConfig, densify_scan
 from unscene3d.train.distributed import (
     DistributedContext,
     barrier,
@@ -304,7 +305,7 @@ def build_model(config: SelfTrainConfig, *, seed: int | None = None) -> Mask3D |
     return build_mask3d(config.model, seed=seed)
 
 
-def predict_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> InstancePrediction:
+def predict_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Instances:
     """Scored masks over a training scan's vertices, on its pseudo-mask segments."""
     if isinstance(model, SegmentModel):
         return predict_segments(model, scan.tokens, scan.segments, config.postprocess)
@@ -469,9 +470,9 @@ def _check_same_config(state: dict[str, Any], config: SelfTrainConfig, source: P
 RECUT_GRAPH = GraphConfig(feature_scale=4.0, feature_distance="cosine", feature_source="features")
 
 
-def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> tuple[np.ndarray, np.ndarray]:
-    """The spatial cut of the pseudo-mask stage run again on the model's learned segment features:
-    ``(masks (K, S), objectness scores (K,))``, floor, walls and ceiling left out."""
+def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> Instances:
+    """The spatial cut of the pseudo-mask stage run again on the model's learned segment features: masks over
+    the segments scored by objectness, floor, walls and ceiling left out."""
     from unscene3d.features.geometric import segment_geometry
     from unscene3d.pseudo.cuts import CutConfig
     from unscene3d.pseudo.pipeline import spatial_cut
@@ -483,7 +484,7 @@ def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> tuple[np.ndarray, n
                        RECUT_GRAPH, CutConfig())
 
 
-def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Densification:
+def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Instances:
     """The masks a round adds to a training scan (over its segments): the model's confident new predictions
     (:func:`unscene3d.train.densify.densify_scan`), then, for the segment model with
     ``densify.recut_masks``, masks of the re-cut on its learned features (:func:`recut_masks`), each more
@@ -491,17 +492,17 @@ def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, con
     prediction = predict_training_scan(model, scan, config)
     sizes = np.bincount(scan.segments, minlength=scan.num_segments)
     vertex_pseudo = scan.pseudo_masks[:, scan.segments]
-    result = densify_scan(vertex_pseudo, prediction.masks, prediction.scores, config.densify)
+    result = densify_scan(vertex_pseudo, prediction, config.densify)
     # Predictions are voted per segment, so an added part is a union of whole segments.
     first_vertex = np.zeros(scan.num_segments, dtype=np.int64)
     first_vertex[scan.segments[::-1]] = np.arange(len(scan.segments))[::-1]
-    added, source, scores = list(result.added[:, first_vertex]), list(result.source), list(result.scores)
+    added, source, scores = list(result.masks[:, first_vertex]), list(result.source), list(result.scores)
     if isinstance(model, SegmentModel) and config.densify.recut_masks:
         covered = scan.pseudo_masks.any(axis=0) | np.any(added, axis=0)
         floor = min(scores, default=config.densify.min_score)
-        masks, objectness = recut_masks(model, scan)
+        recut = recut_masks(model, scan)
         count = 0
-        for mask, value in zip(masks, objectness / max(float(objectness.max(initial=0.0)), 1e-12)):
+        for mask, value in zip(recut.masks, recut.scores / max(float(recut.scores.max(initial=0.0)), 1e-12)):
             new = mask & ~covered
             if count == config.densify.recut_masks:
                 break
@@ -511,12 +512,8 @@ def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, con
                 scores.append(floor * value * (1 - 1e-6))
                 covered |= new
                 count += 1
-    num_added = len(added)
-    return Densification(
-        added=np.stack(added) if num_added else np.zeros((0, scan.num_segments), dtype=bool),
-        source=np.asarray(source, dtype=np.int64),
-        scores=np.asarray(scores, dtype=np.float64),
-    )
+    return Instances(np.stack(added) if added else np.zeros((0, scan.num_segments), dtype=bool), scores,
+                     source=np.asarray(source, dtype=np.int64))
 
 
 def densify_scans(model: Mask3D | SegmentModel, scans: Sequence[SelfTrainScan], config: SelfTrainConfig, out_dir: Path) -> int:
@@ -526,11 +523,10 @@ def densify_scans(model: Mask3D | SegmentModel, scans: Sequence[SelfTrainScan], 
     total = 0
     for scan in scans:
         result = densify_training_scan(model, scan, config)
-        scan.added_masks = result.added
-        total += len(result.added)
-        log.info("%s: %d masks added (%d from the re-cut)", scan.name, len(result.added), int((result.source < 0).sum()))
-        export_predictions(out_dir, scan.name, scan.scene.to_input(result.added[:, scan.segments], False),
-                           result.scores)
+        scan.added_masks = result.masks
+        total += len(result)
+        log.info("%s: %d masks added (%d from the re-cut)", scan.name, len(result), int((result.source < 0).sum()))
+        export_predictions(out_dir, scan.name, result.over(scan.segments).to_input(scan.scene).masks, result.scores)
         with atomic_output(out_dir / f"{scan.name}.npz") as tmp:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, added=scan.added_masks, source=result.source, scores=result.scores,

@@ -113,7 +113,7 @@ def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig | Seg
         raise InputError(npz, f"segments for {len(pseudo.segment_labels)} vertices, but the scan "
                               f"{scene.source or scene.name} has {scene.vertices.shape[0]}")
     segments = pseudo.segment_labels.astype(np.int64)
-    num_segments = pseudo.segment_masks.shape[1]
+    num_segments = pseudo.instances.num_units
     segment_model = isinstance(config, SegmentModelConfig)
     return SelfTrainScan(
         name=scene.name,
@@ -123,7 +123,7 @@ def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig | Seg
             scene, config.backbone.input_channels),
         has_color=scene.colors is not None,
         segments=segments,
-        pseudo_masks=pseudo.segment_masks.astype(bool),
+        pseudo_masks=pseudo.instances.masks,
         added_masks=np.zeros((0, num_segments), dtype=bool),
         tokens=segment_tokens(scene, segments, num_segments) if segment_model else None,
     )

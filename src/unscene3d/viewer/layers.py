@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 
 from unscene3d.evaluation import MIN_REGION_SIZE, evaluate_scenes, get_protocol
 from unscene3d.evaluation.result import format_percent
+from unscene3d.instances import Instances
 from unscene3d.scene import Scene
 from unscene3d.visualize import label_colors, masks_to_labels
 
@@ -76,8 +77,7 @@ class PredictionLayer:
     """A prediction set's masks for this scene, over the full scan."""
 
     name: str
-    masks: np.ndarray  # (K, N) bool
-    scores: np.ndarray  # (K,)
+    instances: Instances  # over the scan's N vertices
 
 
 def display_indices(num_points: int, max_points: int) -> np.ndarray:
@@ -155,16 +155,16 @@ def _class_name(label: int) -> str:
 
 
 def _prediction_layer(scene: Scene, prediction: PredictionLayer, shown: np.ndarray, protocol: str) -> Layer:
-    masks, scores = prediction.masks, prediction.scores
-    labels = masks_to_labels(masks, scores)
-    sizes = masks.sum(axis=1)
+    instances, scores = prediction.instances, prediction.instances.scores
+    labels = masks_to_labels(instances.masks, scores)
+    sizes = instances.masks.sum(axis=1)
     legend = [
         LegendEntry(int(k), f"score {scores[k]:.3f} · {int(sizes[k]):,} pts")
         for k in np.argsort(-scores, kind="stable")
     ]
     summary = f"{len(scores)} instances"
     if scene.gt is not None:
-        figures = evaluate_scenes([(scene.name, masks, scores, scene.gt)], protocol=protocol).overall
+        figures = evaluate_scenes([(scene.name, instances, scene.gt)], protocol=protocol).overall
         summary += " · " + " · ".join(f"{key} {format_percent(figures[key])}" for key in ("AP", "AP50", "AP25"))
     return _label_layer(prediction.name, summary, labels[shown], len(scores), legend)
 

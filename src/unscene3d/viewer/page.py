@@ -21,6 +21,7 @@ import numpy as np
 
 from unscene3d.errors import InputError
 from unscene3d.evaluation import get_protocol
+from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import read_gt_txt, read_predictions
 from unscene3d.io.scan import load_scan
@@ -114,10 +115,10 @@ def _scene_view(inputs: Inputs, name: str, gt_dir: str | Path | None, protocol: 
         if key in seen:
             index = seen[key]
             earlier = predictions[index]
-            predictions[index] = PredictionLayer(f"{earlier.name} = {prediction_set.name}", earlier.masks, earlier.scores)
+            predictions[index] = PredictionLayer(f"{earlier.name} = {prediction_set.name}", earlier.instances)
             continue
         seen[key] = len(predictions)
-        predictions.append(PredictionLayer(prediction_set.name, masks, scores))
+        predictions.append(PredictionLayer(prediction_set.name, Instances(masks, scores)))
     if segments is None and scene.has_faces:
         # The oversegmentation the pseudo masks and predictions vote over (mesh graph only).
         segments = segment_scene(scene).labels
