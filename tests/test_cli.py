@@ -114,3 +114,22 @@ def test_synthetic_writes_loadable_scans_with_ground_truth(tmp_path):
         scene = load_scan(tmp_path / f"{expected.name}.ply", gt_path=tmp_path / "gt" / f"{expected.name}.txt")
         np.testing.assert_allclose(scene.vertices, expected.vertices, atol=1e-5)  # stored as float32
         np.testing.assert_array_equal(scene.gt, expected.gt)
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_training_says_how_to_resume(tmp_path, monkeypatch):
+    import unscene3d.fit
+    import unscene3d.train.pretrain
+
+    scan = tmp_path / "room.ply"
+    scene = make_synthetic_scene(1, vertex_spacing=0.1)
+    write_ply(scan, scene.vertices, scene.faces, scene.colors)
+    monkeypatch.setattr(unscene3d.train.pretrain, "pretrain", _interrupt)
+    monkeypatch.setattr(unscene3d.fit, "fit", _interrupt)
+    result = runner.invoke(app, ["pretrain", str(scan), "-o", str(tmp_path / "pre")])
+    assert result.exit_code == 130 and "--resume" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["fit", str(scan), "-o", str(tmp_path / "fit")])
+    assert result.exit_code == 130 and "run the same command again" in result.output

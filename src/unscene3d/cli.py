@@ -311,6 +311,13 @@ def demo(
     typer.echo(run_demo(output, seed=seed, run=run, fit_rooms=fit_rooms, rounds=rounds))
 
 
+def _interrupted_training(output: Path) -> None:
+    """Ctrl-C during training: say how to continue from the last checkpoint (exit 130)."""
+    typer.echo(f"interrupted: run the same command with --resume to continue from the last checkpoint in {output}",
+               err=True)
+    raise typer.Exit(code=130)
+
+
 def _check_training_options(
     counts: dict[str, int | None], *, seed: int | None, lr: float | None, device: str | None, output: Path
 ) -> None:
@@ -362,7 +369,10 @@ def pretrain(
     scenes = list(CheckedScans(_scan_paths(scans), check=require_voxel_grid, load_frames=False, up=_up(up),
                                scale=scale))
     remove_stale_temps(output)
-    result = run_pretrain(scenes, output, config, resume=resume, device=device)
+    try:
+        result = run_pretrain(scenes, output, config, resume=resume, device=device)
+    except KeyboardInterrupt:
+        _interrupted_training(output)
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
 
 
@@ -488,7 +498,10 @@ def train(
         config = without_color(config)
     scan_paths = _scan_paths(scans) if scans else []
     remove_stale_temps(output)
-    result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
+    try:
+        result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
+    except KeyboardInterrupt:
+        _interrupted_training(output)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
 
