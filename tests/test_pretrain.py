@@ -210,7 +210,8 @@ def test_expand_scan_paths(tmp_path):
 
 
 def test_sgd_state_round_trips_through_tensors():
-    from unscene3d.train.pretrain import make_optimizer, optimizer_from_tensors, optimizer_to_tensors
+    from unscene3d.train.loop import optimizer_from_tensors, optimizer_to_tensors
+    from unscene3d.train.pretrain import make_optimizer
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(4, 3)

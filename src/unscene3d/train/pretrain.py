@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,36 +23,21 @@ import numpy as np
 import torch
 
 from unscene3d.errors import InputError
-from unscene3d.model.backbone import (
-    BackboneConfig,
-    Res16UNet,
-    build_backbone,
-    sparse_input,
-)
-from unscene3d.model.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    load_model_state,
-    save_checkpoint,
-)
-from unscene3d.progress import format_duration
+from unscene3d.model.backbone import BackboneConfig, build_backbone, sparse_input
+from unscene3d.model.checkpoint import latest_checkpoint, load_checkpoint
 from unscene3d.scene import Scene
 from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
+from unscene3d.train.configs import checkpoint_config
 from unscene3d.train.contrastive import csc_info_nce, info_nce, sample_matches
-from unscene3d.train.csvlog import append_log, prepare_log
-from unscene3d.train.distributed import (
-    DistributedContext,
-    barrier,
-    init_distributed,
-    mean_over_ranks,
-    shutdown_distributed,
-)
+from unscene3d.train.distributed import DistributedContext, init_distributed, shutdown_distributed
+from unscene3d.train.loop import LoopPlan, StepOutput, TrainLoop
 from unscene3d.voxelize import scene_point_features, voxelize
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "log.csv"
-LOG_COLUMNS = ("step", "loss", "accuracy", "lr", "pairs", "voxels", "step_seconds", "elapsed_seconds")
+# log.csv: column -> format (see unscene3d.train.loop.LoopPlan)
+LOG_COLUMNS = {"step": "d", "loss": ".6f", "accuracy": ".4f", "lr": ".6g", "pairs": "d", "voxels": "d",
+               "step_seconds": ".3f", "elapsed_seconds": ".1f"}
 
 
 @dataclass(frozen=True)
@@ -223,33 +207,6 @@ def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.opti
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into safetensors-friendly tensors and JSON-friendly metadata."""
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, Any] = {}
-    for param_id, values in state["state"].items():
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{param_id}.{key}"] = value
-            else:
-                scalars[f"{param_id}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def optimizer_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    """Rebuild the optimizer state dict written by :func:`optimizer_to_tensors`."""
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, param_id, key = name.split(".", 2)
-            state.setdefault(int(param_id), {})[key] = value
-    for name, value in meta.get("scalars", {}).items():
-        param_id, key = name.split(".", 1)
-        state.setdefault(int(param_id), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
 @dataclass
 class PretrainResult:
     run_dir: Path
@@ -299,102 +256,36 @@ def _pretrain(
         if folder is None:
             raise InputError(run_dir, "--resume given but the run folder has no complete checkpoint")
         checkpoint = load_checkpoint(folder, with_optimizer=True)
-        saved = PretrainConfig.from_dict(checkpoint.state["train"])
-        if config is not None and config.to_dict() != saved.to_dict():
-            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
-            raise InputError(folder, f"checkpoint was made with another configuration (differs in: {', '.join(changed)})")
-        config = saved
+        config = checkpoint_config(checkpoint, PretrainConfig, expected=config)
     elif latest_checkpoint(run_dir) is not None:
         raise InputError(run_dir, "the run folder already holds checkpoints: pass --resume or choose a new folder")
     config = config or preset_config("cpu-small")
     scans = prepare_scans(scenes, config)
-    device = context.device
-    use_amp = config.amp and device.type == "cuda"
-
-    model: torch.nn.Module = build_backbone(config.backbone, seed=config.seed)
-    optimizer = make_optimizer(model, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_step = 0
+    model = build_backbone(config.backbone, seed=config.seed)
+    loop = TrainLoop(model, make_optimizer(model, config), context, amp=config.amp, sync_batchnorm=True)
     if checkpoint is not None:
-        load_model_state(model, checkpoint.model, checkpoint.folder)
-        optimizer.load_state_dict(optimizer_from_tensors(checkpoint.optimizer, checkpoint.state["optimizer"]))
-        if use_amp and checkpoint.state.get("grad_scaler"):
-            scaler.load_state_dict(checkpoint.state["grad_scaler"])
-        if "rng.torch" in checkpoint.optimizer:
-            torch.set_rng_state(checkpoint.optimizer["rng.torch"])
-        start_step = checkpoint.step
-        log.info("resuming %s from step %d", run_dir, start_step)
-    model.to(device)
-    train_model = model
-    if context.enabled:
-        if device.type == "cuda":
-            train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            train_model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+        loop.restore(checkpoint)
+        log.info("resuming %s from step %d", run_dir, loop.start_step)
     if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        prepare_log(run_dir / LOG_FILE, LOG_COLUMNS, start_step)
         log.info(
             "pretraining %s: %d scans, preset %s, %d steps, batch %d x %d rank(s), device %s%s",
-            run_dir, len(scans), config.preset, config.steps, config.batch_size, context.world_size, device,
-            ", AMP" if use_amp else "",
+            run_dir, len(scans), config.preset, config.steps, config.batch_size, context.world_size, context.device,
+            ", AMP" if loop.use_amp else "",
         )
 
-    end_step = config.steps if max_steps is None else min(config.steps, start_step + max_steps)
-    losses: list[float] = []
-    started = time.perf_counter()
-    saved_folder = checkpoint.folder if checkpoint is not None else None
-    train_model.train()
-    for step in range(start_step, end_step):
-        step_start = time.perf_counter()
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = make_step_batch(scans, config, step, context.rank, device)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+    def step_fn(step: int, train_model: torch.nn.Module) -> StepOutput:
+        batch = make_step_batch(scans, config, step, context.rank, context.device)
+        with loop.autocast():
             loss, accuracy = contrastive_loss(train_model, batch, config)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        metrics = mean_over_ranks(torch.stack([loss.detach(), accuracy.detach()]), context).tolist()
-        losses.append(metrics[0])
-        if context.is_main:
-            elapsed = time.perf_counter() - started
-            append_log(run_dir / LOG_FILE, [
-                step + 1, f"{metrics[0]:.6f}", f"{metrics[1]:.4f}", f"{lr:.6g}", len(batch.pairs_a),
-                batch.num_voxels, f"{time.perf_counter() - step_start:.3f}", f"{elapsed:.1f}",
-            ])
-            done = step + 1 - start_step
-            if (step + 1) % config.log_every == 0 or step + 1 == end_step or done == 1:
-                rate = done / elapsed if elapsed > 0 else float("inf")
-                log.info(
-                    "step %d/%d loss %.4f acc %.3f lr %.3g | %.2f steps/s, elapsed %s, ETA %s",
-                    step + 1, config.steps, metrics[0], metrics[1], lr, rate, format_duration(elapsed),
-                    format_duration((end_step - step - 1) / rate) if rate > 0 else "?",
-                )
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end_step:
-            if context.is_main:
-                saved_folder = _save(run_dir, step + 1, model, optimizer, scaler, config, scans, use_amp)
-            barrier(context)
-    return PretrainResult(run_dir=run_dir, last_step=end_step, losses=losses, checkpoint=saved_folder)
+        return StepOutput(loss, {"loss": loss.detach(), "accuracy": accuracy.detach()},
+                          {"pairs": len(batch.pairs_a), "voxels": batch.num_voxels})
 
-
-def _save(
-    run_dir: Path, step: int, model: Res16UNet, optimizer: torch.optim.Optimizer, scaler, config: PretrainConfig,
-    scans: Sequence[TrainingScan], use_amp: bool,
-) -> Path:
-    tensors, meta = optimizer_to_tensors(optimizer)
-    tensors["rng.torch"] = torch.get_rng_state()
-    state = {
-        "backbone": config.backbone.to_dict(),
-        "train": config.to_dict(),
-        "optimizer": meta,
-        "grad_scaler": scaler.state_dict() if use_amp else None,
-        "scans": [scan.name for scan in scans],
-        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    folder = save_checkpoint(run_dir, step, model.state_dict(), tensors, state, keep=config.keep_checkpoints)
-    log.info("checkpoint step %d -> %s", step, folder)
-    return folder
+    plan = LoopPlan(
+        folder=run_dir, total_steps=config.steps, learning_rate=lambda step: learning_rate(config, step),
+        columns=LOG_COLUMNS, progress="step {step}/{total} loss {loss:.4f} acc {accuracy:.3f} lr {lr:.3g}",
+        log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+        checkpoint_state={"backbone": config.backbone.to_dict(), "train": config.to_dict(),
+                          "scans": [scan.name for scan in scans]},
+    )
+    result = loop.run(step_fn, plan, max_steps)
+    return PretrainResult(run_dir=run_dir, last_step=result.last_step, losses=result.losses, checkpoint=result.checkpoint)

@@ -78,7 +78,7 @@ from unscene3d.train.distributed import (
     mean_over_ranks,
     shutdown_distributed,
 )
-from unscene3d.train.pretrain import optimizer_from_tensors, optimizer_to_tensors
+from unscene3d.train.loop import optimizer_from_tensors, optimizer_to_tensors
 from unscene3d.train.selftrain_data import (
     SelfTrainScan,
     load_training_scans,

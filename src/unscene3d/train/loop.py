@@ -1,0 +1,226 @@
+"""The training loop shared by pretraining and self-training: resume, AMP, DDP, log.csv and checkpoints.
+
+A user builds its model and optimizer, hands them to a :class:`TrainLoop`, restores a checkpoint when it
+resumes (:meth:`TrainLoop.restore`) and runs a step function with a :class:`LoopPlan`. The step function
+``step_fn(step, model) -> StepOutput`` makes the step's batch, whose randomness must be a function of the
+step (and rank) alone, runs the forward pass under :meth:`TrainLoop.autocast` and returns the loss; the
+loop does the rest: the learning rate of the step (again a function of the step), back-propagation
+through the AMP grad scaler, metrics averaged over ranks, a ``log.csv`` row, a progress line every
+``log_every`` steps and a checkpoint (weights, optimizer, scaler and torch RNG state) every
+``checkpoint_every`` steps and at the last one. Nothing else carries over from one step to the next, so
+a run resumed from a checkpoint repeats an uninterrupted one exactly (on CPU).
+
+Layout of the plan's folder::
+
+    FOLDER/log.csv          one row per step (columns: LoopPlan.columns); on resume, rows past the
+                            checkpoint are dropped and redone
+    FOLDER/checkpoints/...  see unscene3d.model.checkpoint
+    FOLDER/checkpoint       link to the latest checkpoint
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unscene3d.model.checkpoint import Checkpoint, load_model_state, save_checkpoint
+from unscene3d.progress import format_duration
+from unscene3d.train.csvlog import append_log, prepare_log
+from unscene3d.train.distributed import DistributedContext, barrier, mean_over_ranks
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "log.csv"
+
+
+@dataclass
+class StepOutput:
+    """What a step function returns."""
+
+    loss: torch.Tensor  # this rank's loss, back-propagated by the loop
+    metrics: dict[str, Any]  # this rank's scalars (floats or 0-d tensors), averaged over ranks; "loss" is required
+    sizes: dict[str, int] = field(default_factory=dict)  # per-step counts, logged as rank 0 measured them
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """The steps of one call and what the loop writes around them.
+
+    ``columns`` maps each ``log.csv`` column to the format of its value (``"d"``: an integer, truncated
+    when averaged); a column names a metric or size of :class:`StepOutput`, or ``step`` (1-based),
+    ``lr``, ``step_seconds`` or ``elapsed_seconds``. ``progress`` is a ``str.format`` template over the
+    same names and ``total``, logged every ``log_every`` steps before the rate and ETA.
+    """
+
+    folder: Path  # log.csv and the checkpoints
+    total_steps: int  # the schedule's length (a call may stop earlier)
+    learning_rate: Callable[[int], float]  # of the 0-based step
+    columns: dict[str, str]
+    progress: str
+    log_every: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    checkpoint_state: dict[str, Any]  # written into every checkpoint's state.json (configs, scans)
+
+
+@dataclass
+class LoopResult:
+    last_step: int
+    losses: list[float]  # the loss of each step of this call, averaged over ranks
+    checkpoint: Path | None  # the newest checkpoint (the resumed one when no step ran; rank 0 only)
+
+
+class TrainLoop:
+    """One model and optimizer trained on ``context``'s device: AMP when ``amp`` and the device is a
+    GPU; under torchrun, DistributedDataParallel (``find_unused_parameters`` for models whose steps may
+    leave a part without gradient; ``sync_batchnorm`` converts batch norms on GPUs)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        context: DistributedContext,
+        *,
+        amp: bool,
+        sync_batchnorm: bool = False,
+        find_unused_parameters: bool = False,
+    ) -> None:
+        self.context = context
+        # On the device before any optimizer state is loaded, so that state lands there too.
+        self.model = model.to(context.device)
+        self.optimizer = optimizer
+        self.use_amp = amp and context.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.sync_batchnorm = sync_batchnorm
+        self.find_unused_parameters = find_unused_parameters
+        self.start_step = 0
+        self.checkpoint: Path | None = None
+
+    def autocast(self) -> torch.autocast:
+        """The mixed-precision context for a step's forward pass (a no-op without AMP)."""
+        return torch.autocast(device_type=self.context.device.type, dtype=torch.float16, enabled=self.use_amp)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from ``checkpoint`` (loaded with its optimizer): weights, optimizer, scaler, RNG, step."""
+        load_model_state(self.model, checkpoint.model, checkpoint.folder)
+        optimizer = checkpoint.optimizer or {}
+        self.optimizer.load_state_dict(optimizer_from_tensors(optimizer, checkpoint.state["optimizer"]))
+        if self.use_amp and checkpoint.state.get("grad_scaler"):
+            self.scaler.load_state_dict(checkpoint.state["grad_scaler"])
+        if "rng.torch" in optimizer:
+            torch.set_rng_state(optimizer["rng.torch"])
+        self.start_step = checkpoint.step
+        self.checkpoint = checkpoint.folder
+
+    def run(
+        self, step_fn: Callable[[int, torch.nn.Module], StepOutput], plan: LoopPlan, max_steps: int | None = None
+    ) -> LoopResult:
+        """Train from the start (or restored) step to ``plan.total_steps``, or for ``max_steps`` steps of
+        this call (the schedule is unchanged: an interrupted run)."""
+        context, start = self.context, self.start_step
+        end = plan.total_steps if max_steps is None else min(plan.total_steps, start + max_steps)
+        model = self._parallel()
+        if context.is_main:
+            plan.folder.mkdir(parents=True, exist_ok=True)
+            prepare_log(plan.folder / LOG_FILE, list(plan.columns), start)
+        losses: list[float] = []
+        saved = self.checkpoint
+        started = time.perf_counter()
+        model.train()
+        for step in range(start, end):
+            step_started = time.perf_counter()
+            lr = plan.learning_rate(step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=True)
+            output = step_fn(step, model)
+            self.scaler.scale(output.loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            mine = torch.tensor([float(value) for value in output.metrics.values()])
+            metrics = dict(zip(output.metrics, mean_over_ranks(mine, context).tolist()))
+            losses.append(metrics["loss"])
+            if context.is_main:
+                now = time.perf_counter()
+                values = {**metrics, **output.sizes, "step": step + 1, "total": plan.total_steps, "lr": lr,
+                          "step_seconds": now - step_started, "elapsed_seconds": now - started}
+                self._log(plan, values, step + 1 - start, end - step - 1)
+            if (step + 1) % plan.checkpoint_every == 0 or step + 1 == end:
+                if context.is_main:
+                    saved = self.save(plan, step + 1)
+                barrier(context)
+        return LoopResult(end, losses, saved)
+
+    def save(self, plan: LoopPlan, step: int) -> Path:
+        """Checkpoint ``step`` into ``plan.folder``: weights, optimizer, scaler and torch RNG state."""
+        tensors, meta = optimizer_to_tensors(self.optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()
+        state = {
+            **plan.checkpoint_state,
+            "optimizer": meta,
+            "grad_scaler": self.scaler.state_dict() if self.use_amp else None,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        folder = save_checkpoint(plan.folder, step, self.model.state_dict(), tensors, state, keep=plan.keep_checkpoints)
+        log.info("checkpoint step %d -> %s", step, folder)
+        return folder
+
+    def _parallel(self) -> torch.nn.Module:
+        """The model the steps call: itself, or wrapped for data-parallel training under torchrun."""
+        if not self.context.enabled:
+            return self.model
+        device = self.context.device
+        model = self.model
+        if self.sync_batchnorm and device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=self.find_unused_parameters,
+        )
+
+    def _log(self, plan: LoopPlan, values: dict[str, Any], done: int, remaining: int) -> None:
+        """The step's log.csv row, and every ``log_every`` steps (and the first and last) a progress line."""
+        append_log(plan.folder / LOG_FILE, [_cell(values[name], spec) for name, spec in plan.columns.items()])
+        if values["step"] % plan.log_every and remaining and done != 1:
+            return
+        elapsed = values["elapsed_seconds"]
+        rate = done / elapsed if elapsed > 0 else float("inf")
+        log.info("%s | %.2f steps/s, elapsed %s, ETA %s", plan.progress.format(**values), rate,
+                 format_duration(elapsed), format_duration(remaining / rate) if rate > 0 else "?")
+
+
+def _cell(value: Any, spec: str) -> str:
+    return format(int(value), spec) if spec == "d" else format(value, spec)
+
+
+def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into safetensors-friendly tensors and JSON-friendly metadata."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for param_id, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{param_id}.{key}"] = value
+            else:
+                scalars[f"{param_id}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild the optimizer state dict written by :func:`optimizer_to_tensors`."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, param_id, key = name.split(".", 2)
+            state.setdefault(int(param_id), {})[key] = value
+    for name, value in meta.get("scalars", {}).items():
+        param_id, key = name.split(".", 1)
+        state.setdefault(int(param_id), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
