@@ -35,7 +35,6 @@ import dataclasses
 import json
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +48,7 @@ from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output, atomic_write_text
 from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.backbone import BackboneConfig
-from unscene3d.model.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    load_model_state,
-    save_checkpoint,
-)
+from unscene3d.model.checkpoint import latest_checkpoint, load_checkpoint, load_model_state
 from unscene3d.model.decoder import DecoderConfig
 from unscene3d.model.losses import LossConfig, set_criterion
 from unscene3d.model.mask3d import Mask3D, Mask3DConfig, build_mask3d, predict_scene
@@ -66,10 +60,9 @@ from unscene3d.model.segment_model import (
     build_segment_model,
     predict_segments,
 )
-from unscene3d.progress import format_duration
 from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.train.augment import AugmentConfig
-from unscene3d.train.csvlog import append_log, prepare_log
+from unscene3d.train.configs import checkpoint_config, read_run_config, write_config
 from unscene3d.train.densify import DensifyConfig, densify_scan
 from unscene3d.train.distributed import (
     DistributedContext,
@@ -78,7 +71,7 @@ from unscene3d.train.distributed import (
     mean_over_ranks,
     shutdown_distributed,
 )
-from unscene3d.train.loop import optimizer_from_tensors, optimizer_to_tensors
+from unscene3d.train.loop import LoopPlan, StepOutput, TrainLoop
 from unscene3d.train.selftrain_data import (
     SelfTrainScan,
     load_training_scans,
@@ -90,10 +83,11 @@ log = logging.getLogger(__name__)
 CHECKPOINT_KIND = "unscene3d-mask3d"
 CONFIG_FILE = "config.json"
 DONE_FILE = "done.json"
-LOG_FILE = "log.csv"
 ADDED_FOLDER = "added"
-LOG_COLUMNS = ("step", "loss", "loss_ce", "loss_bce", "loss_dice", "drop_kept", "drop_dropped", "targets", "lr",
-               "step_seconds", "elapsed_seconds")
+LOSS_TERMS = ("loss", "loss_ce", "loss_bce", "loss_dice", "drop_kept", "drop_dropped")
+# log.csv: column -> format (see unscene3d.train.loop.LoopPlan); the DropLoss counts are averaged over ranks
+LOG_COLUMNS = {"step": "d", "loss": ".6f", "loss_ce": ".6f", "loss_bce": ".6f", "loss_dice": ".6f", "drop_kept": "d",
+               "drop_dropped": "d", "targets": "d", "lr": ".6g", "step_seconds": ".3f", "elapsed_seconds": ".1f"}
 
 
 @dataclass(frozen=True)
@@ -274,30 +268,6 @@ def finished_rounds(run_dir: str | Path) -> list[int]:
     return sorted(found)
 
 
-# --------------------------------------------------------------------------------------------- checkpoints
-
-def save_model_checkpoint(
-    folder: Path, step: int, model: Mask3D, config: SelfTrainConfig, round_index: int, *,
-    optimizer: torch.optim.Optimizer | None = None, scaler: Any = None, scans: Sequence[str] = (),
-) -> Path:
-    """A self-training checkpoint in the backbone checkpoint layout, with the full model config."""
-    tensors, meta = optimizer_to_tensors(optimizer) if optimizer is not None else ({}, None)
-    tensors["rng.torch"] = torch.get_rng_state()
-    state = {
-        "kind": CHECKPOINT_KIND,
-        # the segment model has no voxel backbone (a backbone reader then refuses the checkpoint)
-        "backbone": None if isinstance(config.model, SegmentModelConfig) else config.model.backbone.to_dict(),
-        "model": config.model.to_dict(),
-        "train": config.to_dict(),
-        "round": round_index,
-        "optimizer": meta,
-        "grad_scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-        "scans": list(scans),
-        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    return save_checkpoint(folder, step, model.state_dict(), tensors, state, keep=config.keep_checkpoints)
-
-
 def build_model(config: SelfTrainConfig, *, seed: int | None = None) -> Mask3D | SegmentModel:
     """A freshly initialised model of the run's kind (deterministic when ``seed`` is given)."""
     if isinstance(config.model, SegmentModelConfig):
@@ -332,10 +302,7 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> tu
     if checkpoint.state.get("kind") != CHECKPOINT_KIND or "model" not in checkpoint.state:
         raise InputError(checkpoint.folder, "not a self-training (Mask3D) checkpoint; a backbone-pretraining "
                                             "checkpoint cannot segment scans")
-    try:
-        config = SelfTrainConfig.from_dict(checkpoint.state["train"])
-    except InputError as error:
-        raise InputError(checkpoint.folder, f"bad configuration in checkpoint: {error.problem}") from None
+    config = checkpoint_config(checkpoint, SelfTrainConfig)
     model = build_model(config)
     load_model_state(model, checkpoint.model, checkpoint.folder)
     return model.to(resolve_device(device)).eval(), config
@@ -364,103 +331,68 @@ def train_round(
 ) -> RoundResult:
     """One round of training into ``folder`` (checkpoints, log.csv); ``init_from`` = previous round's
     checkpoint (weights only). ``max_steps`` stops this call early (the schedule is unchanged)."""
-    device = context.device
-    use_amp = config.amp and device.type == "cuda"
     total_steps = round_steps(round_index, len(scans), config, context.world_size)
     max_lr = config.lr if round_index == 1 else config.finetune_lr
     drop_after = int(config.drop_loss_warmup * total_steps) if round_index == 1 else 0
 
     model = build_model(config, seed=config.seed + round_index)
     optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_step = 0
+    # A step whose scans have no targets leaves the mask head without gradient.
+    loop = TrainLoop(model, optimizer, context, amp=config.amp, find_unused_parameters=True)
     existing = latest_checkpoint(folder)
     if existing is not None:
         if not resume:
             raise InputError(folder, f"round {round_index} was interrupted: pass --resume to continue it")
         checkpoint = load_checkpoint(existing, with_optimizer=True)
-        _check_same_config(checkpoint.state, config, existing)
-        load_model_state(model, checkpoint.model, existing)
-        optimizer.load_state_dict(optimizer_from_tensors(checkpoint.optimizer, checkpoint.state["optimizer"]))
-        if use_amp and checkpoint.state.get("grad_scaler"):
-            scaler.load_state_dict(checkpoint.state["grad_scaler"])
-        torch.set_rng_state(checkpoint.optimizer["rng.torch"])
-        start_step = checkpoint.step
-        log.info("round %d: resuming from step %d", round_index, start_step)
+        checkpoint_config(checkpoint, SelfTrainConfig, expected=config)
+        loop.restore(checkpoint)
+        log.info("round %d: resuming from step %d", round_index, loop.start_step)
     elif init_from is not None:
         previous = load_checkpoint(init_from)
         load_model_state(model, previous.model, previous.folder)
-    model.to(device)
-    train_model: torch.nn.Module = model
-    if context.enabled:
-        # A step whose scans have no targets leaves the mask head without gradient.
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
-        )
     if context.is_main:
-        folder.mkdir(parents=True, exist_ok=True)
-        prepare_log(folder / LOG_FILE, LOG_COLUMNS, start_step)
         log.info("round %d: %d scans, preset %s, %d steps (batch %d x %d rank(s)), lr %.3g, device %s%s",
                  round_index, len(scans), config.preset, total_steps, config.batch_size, context.world_size,
-                 max_lr, device, ", AMP" if use_amp else "")
+                 max_lr, context.device, ", AMP" if loop.use_amp else "")
 
-    end_step = total_steps if max_steps is None else min(total_steps, start_step + max_steps)
-    losses: list[float] = []
-    saved = existing
-    started = time.perf_counter()
-    train_model.train()
-    for step in range(start_step, end_step):
-        step_start = time.perf_counter()
-        lr = one_cycle_lr(step, total_steps, max_lr, config.pct_start)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    def step_fn(step: int, train_model: torch.nn.Module) -> StepOutput:
         rng = np.random.default_rng([config.seed, round_index, step, context.rank])
         batch = make_step_batch(scans, config.batch_size, config.augment, config.model,
                                 config.min_target_points, rng)
-        targets = [t.to(device) for t in batch.targets]
+        targets = [t.to(context.device) for t in batch.targets]
         num_masks = mean_over_ranks(torch.tensor(float(batch.num_targets)), context).item()
         loss_config = dataclasses.replace(config.loss, drop_loss=config.loss.drop_loss and step >= drop_after)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        with loop.autocast():
             output = train_model(batch.scans)
         loss, terms = set_criterion([_float(p) for p in output.predictions], targets, loss_config, max(num_masks, 1.0))
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        names = ("loss", "loss_ce", "loss_bce", "loss_dice", "drop_kept", "drop_dropped")
-        metrics = dict(zip(names, mean_over_ranks(torch.tensor([terms[n] for n in names]), context).tolist()))
-        losses.append(metrics["loss"])
-        if context.is_main:
-            elapsed = time.perf_counter() - started
-            append_log(folder / LOG_FILE, [step + 1] + [f"{metrics[n]:.6f}" for n in names[:4]]
-                        + [int(metrics["drop_kept"]), int(metrics["drop_dropped"]), batch.num_targets, f"{lr:.6g}",
-                           f"{time.perf_counter() - step_start:.3f}", f"{elapsed:.1f}"])
-            done = step + 1 - start_step
-            if (step + 1) % config.log_every == 0 or step + 1 == end_step or done == 1:
-                rate = done / elapsed if elapsed > 0 else float("inf")
-                log.info("round %d step %d/%d loss %.4f (ce %.3f bce %.3f dice %.3f) lr %.3g | %.2f steps/s, "
-                         "elapsed %s, ETA %s", round_index, step + 1, total_steps, metrics["loss"], metrics["loss_ce"],
-                         metrics["loss_bce"], metrics["loss_dice"], lr, rate, format_duration(elapsed),
-                         format_duration((end_step - step - 1) / rate) if rate > 0 else "?")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end_step:
-            if context.is_main:
-                saved = save_model_checkpoint(folder, step + 1, model, config, round_index, optimizer=optimizer,
-                                              scaler=scaler, scans=[s.name for s in scans])
-            barrier(context)
-    return RoundResult(round_index, end_step, losses, saved)
+        return StepOutput(loss, {name: terms[name] for name in LOSS_TERMS}, {"targets": batch.num_targets})
+
+    is_segment = isinstance(config.model, SegmentModelConfig)
+    plan = LoopPlan(
+        folder=folder, total_steps=total_steps,
+        learning_rate=lambda step: one_cycle_lr(step, total_steps, max_lr, config.pct_start),
+        columns=LOG_COLUMNS,
+        progress=f"round {round_index} " + "step {step}/{total} loss {loss:.4f} (ce {loss_ce:.3f} bce {loss_bce:.3f} "
+                                           "dice {loss_dice:.3f}) lr {lr:.3g}",
+        log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+        checkpoint_state={
+            "kind": CHECKPOINT_KIND,
+            # the segment model has no voxel backbone (a backbone reader then refuses the checkpoint)
+            "backbone": None if is_segment else config.model.backbone.to_dict(),
+            "model": config.model.to_dict(),
+            "train": config.to_dict(),
+            "round": round_index,
+            "scans": [scan.name for scan in scans],
+        },
+    )
+    result = loop.run(step_fn, plan, max_steps)
+    return RoundResult(round_index, result.last_step, result.losses, result.checkpoint)
 
 
 def _float(prediction: Any) -> Any:
     """Losses in float32 whatever autocast produced (the Hungarian costs and BCE need the precision)."""
     return dataclasses.replace(prediction, class_logits=prediction.class_logits.float(),
                                mask_logits=[m.float() for m in prediction.mask_logits])
-
-
-def _check_same_config(state: dict[str, Any], config: SelfTrainConfig, source: Path) -> None:
-    saved = state.get("train", {})
-    if saved != config.to_dict():
-        changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
-        raise InputError(source, f"checkpoint was made with another configuration (differs in: {', '.join(changed)})")
 
 
 # ---------------------------------------------------------------------------------------------- densify
@@ -561,15 +493,7 @@ def run_config(run_dir: Path, config: SelfTrainConfig | None) -> SelfTrainConfig
     error), or ``config`` (default: :func:`default_preset`) for a new run."""
     path = run_dir / CONFIG_FILE
     if path.is_file():
-        try:
-            saved = SelfTrainConfig.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, InputError) as error:
-            raise InputError(path, f"unreadable run configuration: {error}") from None
-        if config is not None and config.to_dict() != saved.to_dict():
-            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
-            raise InputError(path, f"the run folder holds a run with another configuration (differs in: "
-                                   f"{', '.join(changed)}); choose a new folder or drop the options")
-        return saved
+        return read_run_config(path, SelfTrainConfig, expected=config)
     return config or preset_config(default_preset())
 
 
@@ -605,7 +529,7 @@ def self_train(
         if context.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             if not (run_dir / CONFIG_FILE).is_file():
-                atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+                write_config(run_dir / CONFIG_FILE, config)
         torch.manual_seed(config.seed)
         done = set(finished_rounds(run_dir))
         trained: list[int] = []
