@@ -29,7 +29,7 @@ from unscene3d.scene import Scene
 from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
 from unscene3d.train.configs import checkpoint_config
 from unscene3d.train.contrastive import csc_info_nce, info_nce, sample_matches
-from unscene3d.train.distributed import DistributedContext, init_distributed, shutdown_distributed
+from unscene3d.train.distributed import DistributedContext, distributed
 from unscene3d.train.loop import LoopPlan, StepOutput, TrainLoop
 from unscene3d.voxelize import scene_point_features, voxelize
 
@@ -235,11 +235,8 @@ def pretrain(
             checkpoint; a checkpoint from another configuration.
     """
     run_dir = Path(run_dir)
-    context = init_distributed(device)
-    try:
+    with distributed(device) as context:
         return _pretrain(scenes, run_dir, config, resume, context, max_steps)
-    finally:
-        shutdown_distributed(context)
 
 
 def _pretrain(

@@ -64,13 +64,7 @@ from unscene3d.pseudo.graph import GraphConfig
 from unscene3d.train.augment import AugmentConfig
 from unscene3d.train.configs import checkpoint_config, read_run_config, write_config
 from unscene3d.train.densify import DensifyConfig, densify_scan
-from unscene3d.train.distributed import (
-    DistributedContext,
-    barrier,
-    init_distributed,
-    mean_over_ranks,
-    shutdown_distributed,
-)
+from unscene3d.train.distributed import DistributedContext, barrier, distributed, mean_over_ranks
 from unscene3d.train.loop import LoopPlan, StepOutput, TrainLoop
 from unscene3d.train.selftrain_data import (
     SelfTrainScan,
@@ -522,8 +516,7 @@ def self_train(
     if rounds < 1:
         raise InputError(None, f"rounds must be at least 1, got {rounds}")
     run_dir = Path(run_dir)
-    context = init_distributed(device)
-    try:
+    with distributed(device) as context:
         config = run_config(run_dir, config)
         scans = load_training_scans(pseudo_dir, scan_paths, config.model)
         if context.is_main:
@@ -560,8 +553,6 @@ def self_train(
             barrier(context)
             trained.append(index)
         return SelfTrainResult(run_dir, trained, last_checkpoint, losses)
-    finally:
-        shutdown_distributed(context)
 
 
 def _prepare_added_masks(previous: Path, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,
