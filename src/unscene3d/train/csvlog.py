@@ -1,4 +1,4 @@
-"""The CSV training log shared by pretraining and self-training: one row per step, resumable."""
+"""The CSV log of the training loop (pretraining and self-training): one row per step, resumable."""
 
 from __future__ import annotations
 

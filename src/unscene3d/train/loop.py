@@ -153,11 +153,11 @@ class TrainLoop:
                 self._log(plan, values, step + 1 - start, end - step - 1)
             if (step + 1) % plan.checkpoint_every == 0 or step + 1 == end:
                 if context.is_main:
-                    saved = self.save(plan, step + 1)
+                    saved = self._save(plan, step + 1)
                 barrier(context)
         return LoopResult(end, losses, saved)
 
-    def save(self, plan: LoopPlan, step: int) -> Path:
+    def _save(self, plan: LoopPlan, step: int) -> Path:
         """Checkpoint ``step`` into ``plan.folder``: weights, optimizer, scaler and torch RNG state."""
         tensors, meta = optimizer_to_tensors(self.optimizer)
         tensors["rng.torch"] = torch.get_rng_state()
