@@ -139,3 +139,18 @@ def test_cpu_strided_conv_matches_a_reference_every_time():
             np.testing.assert_allclose(out.features.numpy(), expected, atol=1e-5)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_seeded_construction_repeats_and_leaves_the_callers_rng_alone():
+    import torch
+
+    from unscene3d.model.seeding import seeded
+
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = seeded(lambda: torch.nn.Linear(3, 2), 7)
+    assert torch.rand(1) == expected_next  # the caller's stream did not move
+    second = seeded(lambda: torch.nn.Linear(3, 2), 7)
+    assert torch.equal(first.weight, second.weight)
+    assert not torch.equal(first.weight, seeded(lambda: torch.nn.Linear(3, 2), 8).weight)

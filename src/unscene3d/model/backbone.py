@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from unscene3d.errors import InputError
+from unscene3d.model.seeding import seeded
 from unscene3d.model.settings import settings_from_dict, settings_to_dict
 from unscene3d.model.sparse_backend import spconv_module
 from unscene3d.voxelize import ORIGIN_ALIGNMENT, InputChannels, Voxelization, grid_origin
@@ -213,11 +214,7 @@ class Res16UNet(nn.Module):
 
 def build_backbone(config: BackboneConfig | None = None, *, seed: int | None = None) -> Res16UNet:
     """A freshly initialised backbone (deterministic when ``seed`` is given)."""
-    if seed is None:
-        return Res16UNet(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return Res16UNet(config)
+    return seeded(lambda: Res16UNet(config), seed)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from unscene3d.model.backbone import (
 )
 from unscene3d.model.decoder import DecoderConfig, DecoderOutput, MultiScaleInput, QueryDecoder
 from unscene3d.model.postprocess import PostprocessConfig, instances_from_logits
+from unscene3d.model.seeding import seeded
 from unscene3d.scene import Scene
 from unscene3d.voxelize import Voxelization, coarse_voxel_index, scene_point_features, voxelize
 
@@ -148,11 +149,7 @@ class Mask3D(nn.Module):
 
 def build_mask3d(config: Mask3DConfig | None = None, *, seed: int | None = None) -> Mask3D:
     """A freshly initialised model (deterministic when ``seed`` is given)."""
-    if seed is None:
-        return Mask3D(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return Mask3D(config)
+    return seeded(lambda: Mask3D(config), seed)
 
 
 @torch.no_grad()

@@ -35,6 +35,7 @@ from unscene3d.errors import InputError
 from unscene3d.instances import Instances
 from unscene3d.model.decoder import DecoderConfig, DecoderOutput, MultiScaleInput, QueryDecoder
 from unscene3d.model.postprocess import PostprocessConfig, instances_from_logits
+from unscene3d.model.seeding import seeded
 
 # Raw per-segment columns kept by SegmentTokens.raw (before augmentation and normalisation).
 RAW_COLUMNS = ("cx", "cy", "cz", "nx", "ny", "nz", "spread", "s1", "s2", "s3", "log_area", "bottom", "top",
@@ -287,11 +288,7 @@ class SegmentModel(nn.Module):
 
 def build_segment_model(config: SegmentModelConfig | None = None, *, seed: int | None = None) -> SegmentModel:
     """A freshly initialised model (deterministic when ``seed`` is given)."""
-    if seed is None:
-        return SegmentModel(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SegmentModel(config)
+    return seeded(lambda: SegmentModel(config), seed)
 
 
 @torch.no_grad()
