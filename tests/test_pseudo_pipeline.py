@@ -171,9 +171,8 @@ def test_structure_is_never_part_of_a_mask() -> None:
         result = pseudo_masks_for_scene(scene, PseudoMaskOptions(cut=cut))
         kinds = result.params["structure"]
         assert kinds["floor"] >= 1 and kinds["wall"] >= 4
-    from unscene3d.features.geometric import segment_geometry
     from unscene3d.pseudo.pipeline import segment_scene
-    from unscene3d.pseudo.structure import detect_structure
+    from unscene3d.segments import detect_structure, segment_geometry
 
     segmentation = segment_scene(scene)
     structure = detect_structure(scene.vertices, segment_geometry(scene, segmentation.labels,

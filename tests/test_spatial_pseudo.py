@@ -6,12 +6,23 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from unscene3d.features.geometric import geometric_descriptors, segment_geometry, vertex_areas
+from unscene3d.features.geometric import geometric_descriptors
 from unscene3d.pseudo import cuts
 from unscene3d.pseudo.cuts import Candidate, CutConfig, best_bisection, cut_tree, objectness, select_masks
-from unscene3d.pseudo.graph import convex_borders, segment_affinity, segment_contacts, surface_edges
-from unscene3d.pseudo.structure import CEILING, FLOOR, OBJECT, WALL, detect_structure
+from unscene3d.pseudo.graph import segment_affinity
 from unscene3d.scene import Scene
+from unscene3d.segments import (
+    CEILING,
+    FLOOR,
+    OBJECT,
+    WALL,
+    convex_borders,
+    detect_structure,
+    segment_contacts,
+    segment_geometry,
+    surface_edges,
+)
+from unscene3d.segments.geometry import vertex_areas
 
 
 def rectangle(origin, u, v, step: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

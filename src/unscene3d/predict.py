@@ -31,6 +31,7 @@ from unscene3d.io.benchmark import export_predictions
 from unscene3d.model.mask3d import Mask3D, predict_scene
 from unscene3d.model.segment_model import SegmentModel, predict_segments, segment_tokens
 from unscene3d.scene import Scene
+from unscene3d.segments import describe_segments
 from unscene3d.train.selftrain import SelfTrainConfig, load_model, model_uses_color
 from unscene3d.visualize import INSTANCES_PLY_SUFFIX, masks_to_labels, write_labels_ply
 
@@ -62,7 +63,7 @@ class Predictor:
             segments = segment_scene(scene).labels
         if isinstance(self.model, SegmentModel):
             segments = np.unique(np.asarray(segments), return_inverse=True)[1].reshape(-1)  # any ids -> 0..S-1
-            tokens = segment_tokens(scene, segments, int(segments.max()) + 1 if len(segments) else 0)
+            tokens = segment_tokens(describe_segments(scene, segments, int(segments.max()) + 1 if len(segments) else 0))
             return predict_segments(self.model, tokens, segments, self.config.postprocess)
         return predict_scene(self.model, scene, segments, self.config.postprocess)
 

@@ -21,21 +21,10 @@ import numpy as np
 from unscene3d.features.pooling import pool_segment_features
 from unscene3d.normals import scene_normals
 from unscene3d.scene import Scene
+from unscene3d.segments.geometry import rgb_to_lab
 
 # Colour-less scans get a neutral grey, so only geometry separates segments.
 _NEUTRAL_GREY = 128
-
-
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 (or floats in [0, 1]) to CIE Lab (D65 white)."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    if rgb.max(initial=0.0) > 1.0:
-        rgb = rgb / 255.0
-    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
-    xyz = linear @ to_xyz.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
 def _segment_extents(vertices: np.ndarray, labels: np.ndarray, num_segments: int) -> np.ndarray:

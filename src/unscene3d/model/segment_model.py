@@ -36,6 +36,7 @@ from unscene3d.instances import Instances
 from unscene3d.model.decoder import DecoderConfig, DecoderOutput, MultiScaleInput, QueryDecoder
 from unscene3d.model.postprocess import PostprocessConfig, instances_from_logits
 from unscene3d.model.seeding import seeded
+from unscene3d.segments import CEILING, FLOOR, WALL, SegmentedScan, upper_pairs
 
 # Raw per-segment columns kept by SegmentTokens.raw (before augmentation and normalisation).
 RAW_COLUMNS = ("cx", "cy", "cz", "nx", "ny", "nz", "spread", "s1", "s2", "s3", "log_area", "bottom", "top",
@@ -99,15 +100,10 @@ class SegmentTokens:
         return SegmentTokens(self.raw[keep], ends[inside], self.contact[inside])
 
 
-def segment_tokens(scene, labels: np.ndarray, num_segments: int) -> SegmentTokens:
-    """Measure a scan's segments once (geometry, structure, contacts) for the segment model."""
-    from unscene3d.features.geometric import segment_geometry
-    from unscene3d.pseudo.graph import segment_contacts, surface_edges
-    from unscene3d.pseudo.structure import CEILING, FLOOR, WALL, detect_structure
-
-    geometry = segment_geometry(scene, labels, num_segments)
-    kinds = detect_structure(scene.vertices, geometry).kinds
-    contacts = scipy_upper(segment_contacts(labels, *surface_edges(scene.vertices, scene.faces), num_segments))
+def segment_tokens(segments: SegmentedScan) -> SegmentTokens:
+    """The segment model's tokens of a scan's described segments (geometry, structure, contacts)."""
+    geometry, kinds = segments.geometry, segments.structure.kinds
+    pairs, contact = upper_pairs(segments.contacts)
     heights = np.stack([geometry.bottom, geometry.top], axis=1) - geometry.floor
     centroid = geometry.centroid.copy()
     centroid[:, 2] -= geometry.floor
@@ -117,14 +113,7 @@ def segment_tokens(scene, labels: np.ndarray, num_segments: int) -> SegmentToken
         geometry.lab, geometry.lab_std,
         np.stack([kinds == FLOOR, kinds == WALL, kinds == CEILING], axis=1),
     ], axis=1).astype(np.float32)
-    return SegmentTokens(raw, contacts[0], contacts[1])
-
-
-def scipy_upper(matrix) -> tuple[np.ndarray, np.ndarray]:
-    """(pairs i < j, values) of a symmetric sparse matrix."""
-    coo = matrix.tocoo()
-    upper = coo.row < coo.col
-    return np.stack([coo.row[upper], coo.col[upper]], axis=1).astype(np.int64), coo.data[upper].astype(np.float32)
+    return SegmentTokens(raw, pairs, contact)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.sparse.linalg
 
-from unscene3d.features.geometric import SegmentGeometry
+from unscene3d.segments.geometry import SegmentGeometry
 
 # Graphs up to this many segments are solved densely; larger ones with shift-invert Lanczos at _SHIFT.
 _DENSE_SIZE = 1000

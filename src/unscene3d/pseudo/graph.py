@@ -25,12 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
-import scipy.spatial
 
-from unscene3d.features.geometric import SegmentGeometry
+from unscene3d.segments.contacts import convex_borders
+from unscene3d.segments.geometry import SegmentGeometry
 
-# Point clouds: each point is linked to this many nearest neighbours to measure segment contact.
-_CLOUD_NEIGHBOURS = 8
 # Weights never drop to zero, so that a touching pair always stays connected in the graph.
 _MIN_WEIGHT = 1e-9
 
@@ -45,30 +43,6 @@ class GraphConfig:
     feature_source: str = "features"  # the modality's segment features, or "colour" (mean Lab)
 
 
-def surface_edges(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertex pairs along the surface: the three edges of every face, or for a point cloud each
-    point's nearest neighbours."""
-    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    if len(faces):
-        return (np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]]),
-                np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]]))
-    neighbours = min(_CLOUD_NEIGHBOURS, len(vertices) - 1)
-    if neighbours < 1:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    _, index = scipy.spatial.cKDTree(vertices).query(vertices, k=neighbours + 1)
-    return np.repeat(np.arange(len(vertices)), neighbours), index[:, 1:].ravel()
-
-
-def segment_contacts(labels: np.ndarray, edge_a: np.ndarray, edge_b: np.ndarray, num_segments: int) -> scipy.sparse.csr_matrix:
-    """(S, S) symmetric count of surface edges crossing between each pair of segments."""
-    la, lb = labels[edge_a], labels[edge_b]
-    crossing = la != lb
-    lo, hi = np.minimum(la[crossing], lb[crossing]), np.maximum(la[crossing], lb[crossing])
-    upper = scipy.sparse.coo_matrix((np.ones(len(lo)), (lo, hi)), shape=(num_segments, num_segments)).tocsr()
-    upper.sum_duplicates()
-    return (upper + upper.T).tocsr()
-
-
 def _feature_distance(features: np.ndarray, rows: np.ndarray, cols: np.ndarray, kind: str) -> np.ndarray:
     features = np.asarray(features, dtype=np.float64)
     if kind == "cosine":
@@ -77,14 +51,6 @@ def _feature_distance(features: np.ndarray, rows: np.ndarray, cols: np.ndarray, 
     if kind == "euclidean":
         return np.linalg.norm(features[rows] - features[cols], axis=1)
     raise ValueError(f"feature_distance must be 'euclidean' or 'cosine', got {kind!r}")
-
-
-def convex_borders(geometry: SegmentGeometry, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """LCCP convexity of each border (rows[k], cols[k]): True where the surface bends outwards."""
-    normal = geometry.unit_normal
-    direction = geometry.centroid[rows] - geometry.centroid[cols]
-    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
-    return np.einsum("ij,ij->i", normal[rows] - normal[cols], direction) > 0
 
 
 def segment_affinity(

@@ -14,7 +14,7 @@ What is computed (:class:`PseudoMaskOptions`; docs/benchmarks.md, "Pseudo masks"
   given, both when both are, else geometric). Models load once per worker
   (:class:`~unscene3d.features.extractors.FeatureExtractors`), not once per scan;
 - scene structure (``structure``): floor, walls and ceiling found as planes and kept out of the
-  cuts from the first one (:mod:`unscene3d.pseudo.structure`);
+  cuts from the first one (:mod:`unscene3d.segments.structure`);
 - the cut (``cut``): ``spatial`` (recursive NCut over touching segments, masks scored by an
   objectness estimate: :mod:`unscene3d.pseudo.cuts`) or ``official`` (the paper's masked NCut on the
   fully connected cosine graph, masks scored by discovery order ``(K - i) / K``). With
@@ -38,7 +38,7 @@ import numpy as np
 
 from unscene3d.errors import InputError
 from unscene3d.features.extractors import FeatureExtractors
-from unscene3d.features.geometric import SegmentGeometry, geometric_descriptors, segment_geometry
+from unscene3d.features.geometric import geometric_descriptors
 from unscene3d.features.handcrafted import handcrafted_segment_features
 from unscene3d.features.pooling import pool_segment_features
 from unscene3d.instances import Instances
@@ -50,10 +50,17 @@ from unscene3d.oversegment_points import oversegment_scene
 from unscene3d.parallel import map_in_workers
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.cuts import CutConfig, cut_tree, objectness, select_masks
-from unscene3d.pseudo.graph import GraphConfig, segment_affinity, segment_contacts, surface_edges
+from unscene3d.pseudo.graph import GraphConfig, segment_affinity
 from unscene3d.pseudo.ncut import DEFAULT_TAU, NCutConfig, masked_ncut
-from unscene3d.pseudo.structure import Structure, StructureConfig, detect_structure
 from unscene3d.scene import Scene
+from unscene3d.segments import (
+    SegmentedScan,
+    SegmentGeometry,
+    Structure,
+    StructureConfig,
+    describe_segments,
+    segment_geometry,
+)
 from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
 
 log = logging.getLogger(__name__)
@@ -225,11 +232,14 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
     if modality in ("2d", "both") and not scene.frames:
         raise InputError(scene.source or scene.name, f"modality {modality} needs posed colour frames; the scan has none")
     segmentation = segment_scene(scene)
-    needs_geometry = options.structure or options.cut == "spatial" or modality == "geometric"
-    geometry = segment_geometry(scene, segmentation.labels, segmentation.num_segments) if needs_geometry else None
-    structure = detect_structure(scene.vertices, geometry, options.structure_config) if options.structure else None
+    described = None
+    if options.structure or options.cut == "spatial" or modality == "geometric":
+        described = describe_segments(scene, segmentation.labels, segmentation.num_segments,
+                                      structure=options.structure_config, find_structure=options.structure)
+    structure = None if described is None else described.structure
     extractors = extractors if extractors is not None else options.extractors()
-    features = segment_features(scene, segmentation, modality, extractors, geometry)
+    features = segment_features(scene, segmentation, modality, extractors,
+                                None if described is None else described.geometry)
     params.update({
         "modality": modality,
         "checkpoint": options.checkpoint,
@@ -242,7 +252,7 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
     if options.cut == "official":
         instances = _official_cut(features, segmentation, structure, options.ncut_config(modality), params)
     else:
-        instances = _spatial_cut(scene, segmentation, geometry, structure, features, modality, options, params)
+        instances = _spatial_cut(described, features, modality, options, params)
     return PseudoMasks(scene.name, segmentation.labels, instances, params, source)
 
 
@@ -259,32 +269,20 @@ def _official_cut(features: list[np.ndarray], segmentation: Segmentation, struct
     return Instances(result.masks, result.scores())
 
 
-def _spatial_cut(scene: Scene, segmentation: Segmentation, geometry: SegmentGeometry, structure: Structure | None,
-                 features: list[np.ndarray], modality: str, options: PseudoMaskOptions, params: dict) -> Instances:
+def _spatial_cut(segments: SegmentedScan, features: list[np.ndarray], modality: str, options: PseudoMaskOptions,
+                 params: dict) -> Instances:
     graph_config = options.graph_config(modality)
     params.update({"graph": asdict(graph_config), "cuts": asdict(options.cuts)})
-    return spatial_cut(scene, segmentation.labels, geometry, structure, _graph_features(features, geometry, graph_config),
-                       graph_config, options.cuts)
+    return spatial_cut(segments, _graph_features(features, segments.geometry, graph_config), graph_config, options.cuts)
 
 
-def spatial_cut(
-    scene: Scene,
-    labels: np.ndarray,
-    geometry: SegmentGeometry,
-    structure: Structure | None,
-    features: np.ndarray,
-    graph: GraphConfig,
-    cuts: CutConfig,
-) -> Instances:
-    """The spatial cut of a scan's segments (``labels``) on the segment features ``features`` (S, C): masks over
-    the segments scored by objectness, structure left out when given."""
-    count = geometry.num_segments
-    contacts = segment_contacts(labels, *surface_edges(scene.vertices, scene.faces), count)
-    affinity = segment_affinity(geometry, contacts, features, graph)
-    active = np.ones(count, dtype=bool) if structure is None else ~structure.is_structure
-    candidates = cut_tree(affinity, active, cuts)
-    scores = objectness(candidates, geometry, cuts)
-    return Instances(*select_masks(candidates, scores, np.bincount(labels, minlength=count), cuts))
+def spatial_cut(segments: SegmentedScan, features: np.ndarray, graph: GraphConfig, cuts: CutConfig) -> Instances:
+    """The spatial cut of a scan's segments on the segment features ``features`` (S, C): masks over the
+    segments scored by objectness, structure left out when it was found."""
+    affinity = segment_affinity(segments.geometry, segments.contacts, features, graph)
+    candidates = cut_tree(affinity, ~segments.is_structure, cuts)
+    scores = objectness(candidates, segments.geometry, cuts)
+    return Instances(*select_masks(candidates, scores, segments.sizes, cuts))
 
 
 def write_pseudo_masks(out_dir: str | Path, pseudo: PseudoMasks, scene: Scene | None = None) -> Path:

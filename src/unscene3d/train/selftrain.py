@@ -399,15 +399,12 @@ RECUT_GRAPH = GraphConfig(feature_scale=4.0, feature_distance="cosine", feature_
 def recut_masks(model: SegmentModel, scan: SelfTrainScan) -> Instances:
     """The spatial cut of the pseudo-mask stage run again on the model's learned segment features: masks over
     the segments scored by objectness, floor, walls and ceiling left out."""
-    from unscene3d.features.geometric import segment_geometry
     from unscene3d.pseudo.cuts import CutConfig
     from unscene3d.pseudo.pipeline import spatial_cut
-    from unscene3d.pseudo.structure import detect_structure
+    from unscene3d.segments import describe_segments
 
-    geometry = segment_geometry(scan.scene, scan.segments, scan.num_segments)
-    structure = detect_structure(scan.scene.vertices, geometry)
-    return spatial_cut(scan.scene, scan.segments, geometry, structure, model.segment_features(scan.tokens),
-                       RECUT_GRAPH, CutConfig())
+    segments = describe_segments(scan.scene, scan.segments, scan.num_segments)
+    return spatial_cut(segments, model.segment_features(scan.tokens), RECUT_GRAPH, CutConfig())
 
 
 def densify_training_scan(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfTrainConfig) -> Instances:

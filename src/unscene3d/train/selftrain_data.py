@@ -35,6 +35,7 @@ from unscene3d.model.segment_model import (
 )
 from unscene3d.pseudo.pipeline import read_pseudo_masks
 from unscene3d.scene import Scene
+from unscene3d.segments import describe_segments
 from unscene3d.train.augment import AugmentConfig, augment_view, random_crop
 from unscene3d.voxelize import scene_point_features, voxelize
 
@@ -125,7 +126,7 @@ def make_training_scan(scene: Scene, npz: str | Path, config: Mask3DConfig | Seg
         segments=segments,
         pseudo_masks=pseudo.instances.masks,
         added_masks=np.zeros((0, num_segments), dtype=bool),
-        tokens=segment_tokens(scene, segments, num_segments) if segment_model else None,
+        tokens=segment_tokens(describe_segments(scene, segments, num_segments)) if segment_model else None,
     )
 
 

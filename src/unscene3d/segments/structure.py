@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unscene3d.features.geometric import SegmentGeometry
+from unscene3d.segments.geometry import SegmentGeometry
 
 STRUCTURE_KINDS = ("object", "floor", "wall", "ceiling")
 OBJECT, FLOOR, WALL, CEILING = range(4)
