@@ -14,6 +14,7 @@ and ``seg_ids`` (the ScanNet-style segment id) is the index of the segment's fir
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,8 +25,11 @@ from unscene3d.oversegment import (
     Segmentation,
     _adjacency_from_edges,
     _check_colors,
+    _check_mesh,
     _edge_weights_kernel,
     _felzenszwalb_kernel,
+    _graph,
+    _std_sort_order,
     compact_labels,
     felzenszwalb_params,
     oversegment,
@@ -134,3 +138,40 @@ def oversegment_scene(
         if error.path is not None:
             raise
         raise InputError(where, error.problem) from None
+
+
+def felzenszwalb_scales(scene: Scene, scales: Sequence[tuple[float, int]], *,
+                        voxel_size: float | None = None, neighbours: int = DEFAULT_NEIGHBOURS) -> list[np.ndarray]:
+    """Segments of the ``scannet`` variant at several ``(k_thresh, min_verts)`` scales, one graph for all.
+
+    The graph, its normals and edge weights and the edge order depend on neither setting, so they are built
+    once and only the union-find runs per scale. Each returned (N,) array of compact labels holds the
+    partition :func:`oversegment_scene` gives at that scale (a mesh's exactly the C++ Segmentator's), numbered
+    by increasing root id."""
+    where = scene.source or scene.name
+    try:
+        if scene.has_faces:
+            points, faces = _check_mesh(scene.vertices, scene.faces)
+            edge_a, edge_b, weights = _graph(points, faces, None)
+            order, nodes, node_of_point = _std_sort_order(weights), len(points), None
+        else:
+            graph = neighbour_graph(scene.vertices, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
+                                    neighbours=neighbours, source=where)
+            normals = orient_normals(graph, pca_normals(graph), scene.sensor).astype(np.float32)
+            edge_a, edge_b = graph.edge_a, graph.edge_b
+            centred = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
+            weights = _edge_weights_kernel(centred, normals, np.zeros((1, 3), dtype=np.float32), edge_a, edge_b,
+                                           False, COLOUR_CONVEX_LIMIT)
+            order = np.argsort(weights, kind="stable").astype(np.int32)
+            nodes, node_of_point = graph.num_nodes, graph.voxel_of_point
+    except InputError as error:
+        if error.path is not None:
+            raise
+        raise InputError(where, error.problem) from None
+    labels = []
+    for k_thresh, min_verts in scales:
+        k_thresh, min_verts = felzenszwalb_params("scannet", k_thresh, min_verts)
+        roots = _felzenszwalb_kernel(nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
+        compact = compact_labels(roots)[0]
+        labels.append(compact if node_of_point is None else compact[node_of_point])
+    return labels

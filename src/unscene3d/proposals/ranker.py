@@ -1,0 +1,193 @@
+"""The learned ranker: how likely a candidate mask is to be a whole object, from its features alone.
+
+An ensemble of small MLPs reads each candidate's features (:mod:`unscene3d.proposals.features`, standardised
+with the training set's mean and spread) and predicts the IoU of the candidate with the object it covers best;
+the mean over the ensemble is the candidate's score. It is trained on generated scenes, whose instance labels
+come for free (:mod:`unscene3d.proposals.training`), so no human label is involved. The masks of a scan are
+then taken greedily by score, skipping any whose IoU with a mask already taken exceeds ``nms_iou``, up to
+``max_masks`` with a score of at least ``min_score`` (AP rewards ranked recall, so many masks ranked well beat
+a few).
+
+A ranker is one safetensors file: the ensemble's weights, ``feature_mean`` / ``feature_std``, and in its
+metadata the settings (:class:`RankerConfig`, the proposal sources, the selection) and how it was trained (the
+command, its configuration and seed, the data, the validation figures). The package ships one
+(:data:`SHIPPED_RANKER`), made by ``unscene3d train-ranker`` as docs/benchmarks.md says.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from unscene3d.errors import InputError
+from unscene3d.instances import Instances
+from unscene3d.io.atomic import atomic_output
+from unscene3d.proposals.candidates import Candidates, ProposalConfig, propose
+from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
+from unscene3d.scene import Scene
+from unscene3d.segments import SegmentedScan
+
+SHIPPED_RANKER = Path(__file__).with_name("ranker.safetensors")
+FORMAT = "unscene3d-ranker"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """Sizes of the ensemble's MLPs."""
+
+    hidden: int = 128
+    layers: int = 2
+    dropout: float = 0.1
+    ensemble: int = 5
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which ranked candidates become a scan's masks (module docstring)."""
+
+    max_masks: int = 100
+    nms_iou: float = 0.5
+    min_score: float = 0.05
+
+
+class RankerNet(nn.Module):
+    """One member of the ensemble: standardised features -> the logit of the expected IoU."""
+
+    def __init__(self, num_features: int, config: RankerConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = num_features
+        for _ in range(config.layers):
+            layers += [nn.Linear(width, config.hidden), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = config.hidden
+        layers.append(nn.Linear(width, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features).squeeze(-1)
+
+
+@dataclass
+class Ranker:
+    """The ensemble with its feature standardisation and settings (module docstring)."""
+
+    nets: list[RankerNet]
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    config: RankerConfig = field(default_factory=RankerConfig)
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def standardise(self, features: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((features - self.feature_mean) / self.feature_std).astype(np.float32))
+
+    @torch.no_grad()
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """(K,) expected IoU of each candidate with the object it covers best (ensemble mean)."""
+        if len(features) == 0:
+            return np.zeros(0)
+        inputs = self.standardise(np.asarray(features, dtype=np.float64))
+        outputs = []
+        for net in self.nets:
+            net.eval()
+            outputs.append(torch.sigmoid(net(inputs)))
+        return torch.stack(outputs).mean(dim=0).double().numpy()
+
+    def save(self, path: str | Path) -> None:
+        """Write the ranker as one safetensors file (atomically)."""
+        tensors = {f"net{k}.{name}": value.detach().contiguous() for k, net in enumerate(self.nets)
+                   for name, value in net.state_dict().items()}
+        tensors["feature_mean"] = torch.from_numpy(self.feature_mean.astype(np.float64))
+        tensors["feature_std"] = torch.from_numpy(self.feature_std.astype(np.float64))
+        metadata = {
+            "format": FORMAT, "format_version": str(FORMAT_VERSION),
+            "settings": json.dumps({"ranker": asdict(self.config), "proposals": self.proposals.to_dict(),
+                                    "selection": asdict(self.selection), "features": list(FEATURE_NAMES)}),
+            "info": json.dumps(self.info),
+        }
+        with atomic_output(Path(path)) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_ranker(path: str | Path | None = None) -> Ranker:
+    """Read a ranker file (default: the one shipped with the package); one-line errors for anything else."""
+    path = Path(path) if path is not None else SHIPPED_RANKER
+    if not path.is_file():
+        if path == SHIPPED_RANKER:
+            raise InputError(path, "the package's ranker weights are missing: reinstall unscene3d, or make them with "
+                                   "`unscene3d train-ranker -o FILE` and pass --ranker FILE")
+        raise InputError(path, "no such ranker file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputError(path, f"not a ranker file: {error}") from None
+    if metadata.get("format") != FORMAT:
+        raise InputError(path, f"not a ranker file (format {metadata.get('format')!r})")
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise InputError(path, f"ranker format version {metadata.get('format_version')} is not this version's "
+                               f"{FORMAT_VERSION}: retrain it with `unscene3d train-ranker`")
+    settings = json.loads(metadata["settings"])
+    if tuple(settings["features"]) != FEATURE_NAMES:
+        raise InputError(path, "the ranker was trained on other candidate features: retrain it with "
+                               "`unscene3d train-ranker`")
+    config = RankerConfig(**settings["ranker"])
+    nets = []
+    for k in range(config.ensemble):
+        net = RankerNet(len(FEATURE_NAMES), config)
+        prefix = f"net{k}."
+        net.load_state_dict({name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)})
+        net.eval()
+        nets.append(net)
+    return Ranker(nets, tensors["feature_mean"].numpy(), tensors["feature_std"].numpy(), config,
+                  ProposalConfig.from_dict(settings["proposals"]), SelectionConfig(**settings["selection"]),
+                  json.loads(metadata.get("info", "{}")))
+
+
+def select_candidates(masks: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
+                      config: SelectionConfig) -> np.ndarray:
+    """Indices of the masks kept, in score order: greedy, a mask is skipped when its vertex IoU with one already
+    kept exceeds ``config.nms_iou`` or its score is below ``config.min_score``; at most ``config.max_masks``."""
+    weighted = masks.astype(np.float64) * sizes[None]
+    size = weighted.sum(axis=1)
+    kept: list[int] = []
+    for index in np.argsort(-scores, kind="stable"):
+        if scores[index] < config.min_score or len(kept) == config.max_masks:
+            break
+        if size[index] <= 0:
+            continue
+        if kept:
+            overlap = masks[kept].astype(np.float64) @ weighted[index]
+            if (overlap / (size[kept] + size[index] - overlap)).max() > config.nms_iou:
+                continue
+        kept.append(int(index))
+    return np.asarray(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class RankedScan:
+    """A scan's ranked masks: over its segments (``instances``, K x S), the candidates they came from and
+    every candidate's score."""
+
+    candidates: Candidates
+    scores: np.ndarray
+    instances: Instances
+
+
+def rank_candidates(scene: Scene, segments: SegmentedScan, ranker: Ranker) -> RankedScan:
+    """Propose candidates for ``scene``, score them with ``ranker`` and keep the best (module docstring)."""
+    candidates = propose(scene, segments, ranker.proposals)
+    scores = ranker.score(candidate_features(segments, candidates, ranker.proposals))
+    kept = select_candidates(candidates.masks, scores, segments.sizes.astype(np.float64), ranker.selection)
+    return RankedScan(candidates, scores, Instances(candidates.masks[kept], scores[kept]))

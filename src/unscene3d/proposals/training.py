@@ -1,0 +1,230 @@
+"""Training the ranker on generated scenes: their instance labels come for free, so no human label is used.
+
+``unscene3d train-ranker -o FILE`` (:func:`train_ranker`):
+
+1. **examples**: for every generated scene (seeds ``first_seed`` onwards, each a mesh or, for every second
+   seed, the same room as a point cloud of its vertices), the candidates and their features, each candidate's
+   target the IoU with the object it covers best (objects: every instance but wall, floor and ceiling). Each
+   scene's examples are cached as ``<cache>/<scene>.npz`` (written atomically), so an interrupted run resumes;
+2. **fit**: each member of the ensemble is trained on all examples with the binary cross-entropy against the
+   IoU (a soft target), AdamW, its own seed;
+3. **validation**: the AP of the ranked masks on ``validation_scenes`` generated scenes never trained on;
+4. the ranker file, recording this configuration, the command and the validation figures.
+
+Every random number comes from the seeds, so the same command gives the same file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unscene3d.evaluation import evaluate_scenes
+from unscene3d.instances import Instances
+from unscene3d.io.atomic import atomic_output
+from unscene3d.parallel import map_in_workers
+from unscene3d.progress import format_duration
+from unscene3d.proposals.candidates import ProposalConfig, propose
+from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
+from unscene3d.proposals.ranker import Ranker, RankerConfig, RankerNet, SelectionConfig, select_candidates
+from unscene3d.protocols import STRUCTURE_CLASS_IDS
+from unscene3d.scene import Scene
+
+log = logging.getLogger(__name__)
+
+# Instances smaller than this are not objects to learn (the benchmark ignores them too).
+MIN_OBJECT_POINTS = 100
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What ``train-ranker`` does (module docstring); the ranker file records it."""
+
+    scenes: int = 400
+    first_seed: int = 100_000
+    validation_scenes: int = 40
+    validation_seed: int = 900_000
+    epochs: int = 30
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k not in ("ranker", "proposals", "selection")}
+        return {**data, "ranker": asdict(self.ranker), "proposals": self.proposals.to_dict(),
+                "selection": asdict(self.selection)}
+
+
+def generated_scene(seed: int) -> Scene:
+    """The generated training scene of ``seed``: a furnished room as a mesh, or for odd seeds as the point cloud
+    of its vertices."""
+    from unscene3d.synthetic import make_synthetic_scene
+
+    scene = make_synthetic_scene(seed)
+    if seed % 2:
+        scene = Scene(f"{scene.name}_cloud", scene.vertices, np.zeros((0, 3), np.int64), scene.colors, gt=scene.gt)
+    return scene
+
+
+def candidate_targets(masks: np.ndarray, labels: np.ndarray, gt: np.ndarray,
+                      min_points: int = MIN_OBJECT_POINTS) -> np.ndarray:
+    """(K,) each candidate's best IoU (in vertices) with a ground-truth object: an instance of at least
+    ``min_points`` vertices that is not wall, floor or ceiling (``labels``: segment per vertex)."""
+    instance = np.where(~np.isin(gt // 1000, STRUCTURE_CLASS_IDS) & (gt % 1000 > 0), gt, -1)
+    ids, inverse = np.unique(instance, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    objects = (ids >= 0) & (np.bincount(inverse, minlength=len(ids)) >= min_points)
+    if not objects.any():
+        return np.zeros(len(masks))
+    count = masks.shape[1]
+    overlap = np.zeros((count, len(ids)))
+    np.add.at(overlap, (labels, inverse), 1.0)
+    overlap = overlap[:, objects]
+    inside = masks.astype(np.float64)
+    intersection = inside @ overlap
+    union = (inside @ np.bincount(labels, minlength=count))[:, None] + overlap.sum(axis=0)[None] - intersection
+    return (intersection / np.maximum(union, 1.0)).max(axis=1)
+
+
+def scene_examples(scene: Scene, proposals: ProposalConfig) -> dict[str, np.ndarray]:
+    """One scene's candidates: features, targets, the masks (packed) and what AP needs (labels, ground truth)."""
+    from unscene3d.pseudo.pipeline import segment_scene
+    from unscene3d.segments import describe_segments
+
+    segmentation = segment_scene(scene)
+    segments = describe_segments(scene, segmentation.labels, segmentation.num_segments)
+    candidates = propose(scene, segments, proposals)
+    return {
+        "features": candidate_features(segments, candidates, proposals),
+        "targets": candidate_targets(candidates.masks, segments.labels, scene.gt).astype(np.float32),
+        "masks": np.packbits(candidates.masks, axis=1),
+        "num_segments": np.array(segments.num_segments),
+        "labels": segments.labels.astype(np.int32),
+        "gt": scene.gt.astype(np.int64),
+    }
+
+
+def _build_one(cache: str, proposals: ProposalConfig, _state: None, seed: int) -> tuple[int, float]:
+    start = time.perf_counter()
+    path = Path(cache) / f"{seed}.npz"
+    if not path.exists():
+        examples = scene_examples(generated_scene(seed), proposals)
+        with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **examples)
+    return seed, time.perf_counter() - start
+
+
+def build_examples(seeds: list[int], cache: Path, proposals: ProposalConfig, workers: int = 1) -> list[Path]:
+    """Make (or find in ``cache``) every seed's examples; logs progress with rate and ETA."""
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = [seed for seed in seeds if not (cache / f"{seed}.npz").exists()]
+    if len(todo) < len(seeds):
+        log.info("examples of %d of %d scenes found in %s", len(seeds) - len(todo), len(seeds), cache)
+    start = time.perf_counter()
+    for done, (seed, seconds) in enumerate(
+            map_in_workers(partial(_build_one, str(cache), proposals), todo, lambda: None, workers), 1):
+        elapsed = time.perf_counter() - start
+        if done == len(todo) or done % 10 == 0:
+            log.info("examples %d/%d (scene %d took %.1fs); %.2f scenes/s, elapsed %s, ETA %s", done, len(todo),
+                     seed, seconds, done / elapsed, format_duration(elapsed),
+                     format_duration(elapsed / done * (len(todo) - done)))
+    return [cache / f"{seed}.npz" for seed in seeds]
+
+
+def read_examples(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
+
+
+def unpack_masks(examples: dict[str, np.ndarray]) -> np.ndarray:
+    return np.unpackbits(examples["masks"], axis=1, count=int(examples["num_segments"])).astype(bool)
+
+
+def fit_ranker(features: np.ndarray, targets: np.ndarray, config: TrainingConfig) -> Ranker:
+    """Train the ensemble on ``features`` (n, F) against ``targets`` (n,) IoU in [0, 1]."""
+    mean = features.mean(axis=0).astype(np.float64)
+    std = features.std(axis=0).astype(np.float64)
+    std = np.where(std > 1e-6, std, 1.0)
+    ranker = Ranker([], mean, std, config.ranker, config.proposals, config.selection)
+    inputs = ranker.standardise(features.astype(np.float64))
+    labels = torch.from_numpy(np.clip(targets, 0.0, 1.0).astype(np.float32))
+    for member in range(config.ranker.ensemble):
+        torch.manual_seed(config.seed * 1000 + member)
+        net = RankerNet(features.shape[1], config.ranker)
+        optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        order = torch.Generator().manual_seed(config.seed * 1000 + member)
+        net.train()
+        for epoch in range(config.epochs):
+            permutation = torch.randperm(len(inputs), generator=order)
+            total = 0.0
+            for start in range(0, len(inputs), config.batch_size):
+                batch = permutation[start:start + config.batch_size]
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(net(inputs[batch]), labels[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss) * len(batch)
+            log.debug("member %d epoch %d: loss %.4f", member, epoch + 1, total / len(inputs))
+        log.info("ensemble member %d/%d trained (last epoch's loss %.4f)", member + 1, config.ranker.ensemble,
+                 total / len(inputs))
+        net.eval()
+        ranker.nets.append(net)
+    return ranker
+
+
+def validate(ranker: Ranker, paths: list[Path]) -> dict[str, float]:
+    """AP / AP50 / AP25 (percent, ScanNet protocol) of the ranker's masks on the scenes of ``paths``."""
+    items = []
+    for path in paths:
+        examples = read_examples(path)
+        masks = unpack_masks(examples)
+        scores = ranker.score(examples["features"])
+        sizes = np.bincount(examples["labels"], minlength=masks.shape[1]).astype(np.float64)
+        kept = select_candidates(masks, scores, sizes, ranker.selection)
+        items.append((path.stem, Instances(masks[kept][:, examples["labels"]], scores[kept]), examples["gt"]))
+    result = evaluate_scenes(items)
+    return {name: round(100.0 * result.overall[name], 1) for name in ("AP", "AP50", "AP25")}
+
+
+def train_ranker(out: str | Path, config: TrainingConfig | None = None, *, cache: str | Path | None = None,
+                 workers: int = 1) -> Ranker:
+    """Build the examples, fit, validate and write the ranker file ``out`` (module docstring)."""
+    config = config or TrainingConfig()
+    out = Path(out)
+    cache = Path(cache) if cache is not None else out.with_name(out.name + ".examples")
+    start = time.perf_counter()
+    train_seeds = list(range(config.first_seed, config.first_seed + config.scenes))
+    validation_seeds = list(range(config.validation_seed, config.validation_seed + config.validation_scenes))
+    train_paths = build_examples(train_seeds + validation_seeds, cache, config.proposals, workers)[:len(train_seeds)]
+    validation_paths = [cache / f"{seed}.npz" for seed in validation_seeds]
+    examples = [read_examples(path) for path in train_paths]
+    features = np.concatenate([e["features"] for e in examples])
+    targets = np.concatenate([e["targets"] for e in examples])
+    log.info("fitting on %d candidates of %d scenes (%d features)", len(features), len(examples), len(FEATURE_NAMES))
+    ranker = fit_ranker(features, targets, config)
+    figures = validate(ranker, validation_paths) if validation_paths else {}
+    log.info("validation on %d generated scenes never trained on: AP / AP50 / AP25 %s", len(validation_paths),
+             " / ".join(f"{figures[k]:.1f}" for k in ("AP", "AP50", "AP25")) if figures else "-")
+    ranker.info = {
+        "command": "unscene3d train-ranker " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train-ranker"] else "",
+        "training": config.to_dict(),
+        "candidates": int(len(features)),
+        "validation": figures,
+        "seconds": round(time.perf_counter() - start, 1),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+    }
+    ranker.save(out)
+    return ranker

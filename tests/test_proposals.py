@@ -1,0 +1,95 @@
+"""Candidate masks, their features and the ranker's selection on cases solvable by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unscene3d.oversegment_points import felzenszwalb_scales, oversegment_scene
+from unscene3d.proposals.candidates import ProposalConfig, majority_segments, propose
+from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
+from unscene3d.proposals.ranker import Ranker, RankerConfig, RankerNet, SelectionConfig, load_ranker, select_candidates
+from unscene3d.proposals.training import candidate_targets
+from unscene3d.pseudo.pipeline import segment_scene
+from unscene3d.scene import Scene
+from unscene3d.segments import describe_segments
+from unscene3d.synthetic import make_synthetic_scene
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+@pytest.fixture(scope="module")
+def room() -> Scene:
+    return make_synthetic_scene(3, vertex_spacing=0.06)
+
+
+def test_felzenszwalb_scales_equal_one_run_per_scale(room: Scene) -> None:
+    cloud = Scene("cloud", room.vertices, np.zeros((0, 3), np.int64), room.colors)
+    scales = [(0.02, 100), (0.2, 300)]
+    for scene in (room, cloud):
+        for labels, (k, m) in zip(felzenszwalb_scales(scene, scales), scales):
+            single = oversegment_scene(scene, variant="scannet", k_thresh=k, min_verts=m).labels
+            assert same_partition(labels, single)
+        if scene.has_faces:  # the mesh path numbers segments exactly as oversegment does
+            assert np.array_equal(felzenszwalb_scales(scene, scales[:1])[0],
+                                  oversegment_scene(scene, variant="scannet", k_thresh=0.02, min_verts=100).labels)
+
+
+def test_majority_segments_by_hand() -> None:
+    # base segments 0 (3 vertices), 1 (2), 2 (1); coarse labels 7 and 9
+    base = np.array([0, 0, 0, 1, 1, 2])
+    coarse = np.array([7, 7, 9, 9, 9, 9])
+    masks = majority_segments(base, coarse, 3)
+    assert masks.tolist() == [[True, False, False], [False, True, True]]
+    # a coarse segment that wins no base segment is dropped
+    assert majority_segments(np.array([0, 0, 0]), np.array([1, 1, 2]), 1).tolist() == [[True]]
+
+
+def test_candidate_targets_by_hand() -> None:
+    # 3 segments of 2 vertices each; object 5001 covers segment 0 and half of segment 1; wall 1002 segment 2
+    labels = np.repeat([0, 1, 2], 2)
+    gt = np.array([5001, 5001, 5001, 0, 1002, 1002])
+    masks = np.array([[True, False, False], [True, True, False], [False, False, True]])
+    targets = candidate_targets(masks, labels, gt, min_points=1)
+    assert targets == pytest.approx([2 / 3, 3 / 4, 0.0])  # the wall is no object
+
+
+def test_select_candidates_suppresses_overlaps_and_low_scores() -> None:
+    masks = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1]], dtype=bool)
+    sizes = np.ones(4)
+    scores = np.array([0.9, 0.8, 0.7, 0.01])
+    kept = select_candidates(masks, scores, sizes, SelectionConfig(nms_iou=0.5, min_score=0.05))
+    assert kept.tolist() == [0, 2]  # mask 1 has IoU 2/3 with mask 0; mask 3 scores too low
+    assert select_candidates(masks, scores, sizes, SelectionConfig(max_masks=1)).tolist() == [0]
+
+
+def test_candidates_and_features_of_a_room(room: Scene) -> None:
+    segmentation = segment_scene(room)
+    segments = describe_segments(room, segmentation.labels, segmentation.num_segments)
+    config = ProposalConfig(scales=((0.05, 300), (0.2, 1000)))
+    candidates = propose(room, segments, config)
+    assert len(np.unique(np.packbits(candidates.masks, axis=1), axis=0)) == len(candidates)  # no duplicates
+    assert (candidates.from_cut | candidates.from_scale.any(axis=1)).all()
+    assert not candidates.masks[candidates.from_cut][:, segments.is_structure].any()  # the tree skips structure
+    features = candidate_features(segments, candidates, config)
+    assert features.shape == (len(candidates), len(FEATURE_NAMES)) and np.isfinite(features).all()
+    area = features[:, FEATURE_NAMES.index("log_area")]
+    whole = candidates.masks.all(axis=1)
+    if whole.any():
+        assert np.exp(area[whole]) == pytest.approx(segments.geometry.area.sum())
+    # the best candidate covers the room's objects well: the sources carry whole objects
+    assert candidate_targets(candidates.masks, segments.labels, room.gt).max() > 0.8
+
+
+def test_ranker_file_round_trip(tmp_path) -> None:
+    config = RankerConfig(hidden=8, layers=1, ensemble=2)
+    nets = [RankerNet(len(FEATURE_NAMES), config) for _ in range(2)]
+    ranker = Ranker(nets, np.zeros(len(FEATURE_NAMES)), np.ones(len(FEATURE_NAMES)), config, info={"seed": 3})
+    ranker.save(tmp_path / "r.safetensors")
+    loaded = load_ranker(tmp_path / "r.safetensors")
+    features = np.random.default_rng(0).normal(size=(5, len(FEATURE_NAMES)))
+    assert np.allclose(loaded.score(features), ranker.score(features))
+    assert loaded.info == {"seed": 3} and loaded.config == config
