@@ -214,7 +214,7 @@ def test_evaluate_report_writes_curves_and_a_view(scans, tmp_path):
     expected = evaluate_scenes([("room1", Instances(masks[1:], scores[1:]), scene.gt),
                                 ("room2", Instances.empty(len(other)), other)]).overall
     assert figures["units"] == "percent"
-    assert figures["AP50"] == pytest.approx(100 * expected["AP50"], abs=1e-4)
+    assert figures["AP50"] == pytest.approx(expected["AP50"], abs=1e-4)
     assert figures["ap_per_iou"]["0.50"] == figures["AP50"] and figures["ap_per_iou"]["0.25"] == figures["AP25"]
     index = (report / "index.html").read_text()
     assert 'href="view.html"' in index and 'src="pr_iou50.png"' in index and "room1" in index

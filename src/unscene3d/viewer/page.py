@@ -24,6 +24,7 @@ from unscene3d.evaluation import get_protocol
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import read_gt_txt, read_predictions
+from unscene3d.io.ground_truth import GroundTruthFiles
 from unscene3d.io.scan import load_scan
 from unscene3d.pseudo.pipeline import read_pseudo_masks, segment_scene
 from unscene3d.viewer.discover import Inputs, find_inputs
@@ -65,7 +66,8 @@ def write_page(
     """Write the viewer page of everything found under ``paths`` (scans, prediction sets, ground truth:
     :mod:`unscene3d.viewer.discover`) to ``out_html``, atomically.
 
-    ``gt_dir``: a folder of ``<scene>.txt`` ground truth, used before any found under ``paths``.
+    ``gt_dir``: a folder of ``<scene>.txt`` ground truth, or scan folders with their own ``instance_gt/``
+    (:class:`~unscene3d.io.ground_truth.GroundTruthFiles`), used before any found under ``paths``.
     ``protocol``: which ground-truth instances count for the AP lines (``unscene3d.evaluation.PROTOCOLS``).
 
     Raises:
@@ -73,10 +75,9 @@ def write_page(
             found (:class:`~unscene3d.viewer.discover.ScanNotFound`), or a file is malformed.
     """
     get_protocol(protocol)  # a bad name fails before any work
-    if gt_dir is not None and not Path(gt_dir).is_dir():
-        raise InputError(gt_dir, "ground-truth folder not found")
+    given_gt = GroundTruthFiles.find(gt_dir).files if gt_dir is not None else {}
     inputs = find_inputs(paths)
-    views = [_scene_view(inputs, name, gt_dir, protocol, max_points) for name in inputs.scenes()]
+    views = [_scene_view(inputs, name, given_gt.get(name), protocol, max_points) for name in inputs.scenes()]
     out_html = Path(out_html)
     for view in views:  # a scan beside the page is named relative to it, so the page can move with it
         source = Path(view.source).resolve()
@@ -90,9 +91,8 @@ def write_page(
     )
 
 
-def _scene_view(inputs: Inputs, name: str, gt_dir: str | Path | None, protocol: str, max_points: int) -> SceneView:
-    gt_path = Path(gt_dir) / f"{name}.txt" if gt_dir is not None else None
-    given_gt = gt_path is not None and gt_path.is_file()
+def _scene_view(inputs: Inputs, name: str, gt_path: Path | None, protocol: str, max_points: int) -> SceneView:
+    given_gt = gt_path is not None
     # The scan's own ground truth (a ScanNet folder's) is shown unless --gt gives it.
     scene = load_scan(inputs.scan_for(name), load_frames=False, load_gt=not given_gt)
     scene.name = name  # a scan found by a pseudo-mask file's record may be named otherwise
