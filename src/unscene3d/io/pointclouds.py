@@ -426,12 +426,13 @@ def read_numpy(path: str | Path) -> RawScan:
     path = Path(path)
     try:
         check_numpy_headers(path)
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            arrays = {"": loaded}
-        else:
-            with loaded:
-                arrays = {key: np.asarray(loaded[key]) for key in loaded.files}
+        with open(path, "rb") as stream:  # np.load leaves its own handle open when a zip is corrupt
+            loaded = np.load(stream, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                arrays = {"": loaded}
+            else:
+                with loaded:
+                    arrays = {key: np.asarray(loaded[key]) for key in loaded.files}
     except InputError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
