@@ -622,6 +622,9 @@ def view(
     max_points: int = typer.Option(None, "--max-points", help="Points shown per scan; larger scans are subsampled "
                                    "(default 250,000)."),
     title: str = typer.Option(None, help="Page title (default: the scene name or the number of scenes)."),
+    layer: str = typer.Option(None, "--layer", help="The layer shown first: its name or the end of it (round_4, "
+                              "felzenszwalb, segments, ground truth; default: the last prediction set). The page's "
+                              "URL can choose too: index.html#layer=NAME."),
 ) -> None:
     """Write one self-contained HTML page (opens offline) showing scans in 3D with switchable layers."""
     from unscene3d.io.atomic import remove_stale_temps
@@ -631,5 +634,5 @@ def view(
     check_output_file(output, inputs=paths)
     remove_stale_temps(output.parent, target=output)
     summary = write_page(paths, output, gt_dir=gt, protocol=protocol.value,
-                         max_points=max_points or DEFAULT_MAX_POINTS, title=title)
+                         max_points=max_points or DEFAULT_MAX_POINTS, title=title, layer=layer)
     typer.echo(str(summary))

@@ -28,7 +28,14 @@ from unscene3d.io.ground_truth import GroundTruthFiles
 from unscene3d.io.scan import load_scan
 from unscene3d.pseudo.pipeline import read_pseudo_masks, segment_scene
 from unscene3d.viewer.discover import Inputs, find_inputs
-from unscene3d.viewer.layers import DEFAULT_MAX_POINTS, Layer, PredictionLayer, SceneView, build_scene_view
+from unscene3d.viewer.layers import (
+    DEFAULT_MAX_POINTS,
+    Layer,
+    PredictionLayer,
+    SceneView,
+    build_scene_view,
+    layer_keys,
+)
 from unscene3d.visualize import UNLABELED_COLOR
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ def write_page(
     protocol: str = "scannet",
     max_points: int = DEFAULT_MAX_POINTS,
     title: str | None = None,
+    layer: str | None = None,
 ) -> PageSummary:
     """Write the viewer page of everything found under ``paths`` (scans, prediction sets, ground truth:
     :mod:`unscene3d.viewer.discover`) to ``out_html``, atomically.
@@ -69,10 +77,13 @@ def write_page(
     ``gt_dir``: a folder of ``<scene>.txt`` ground truth, or scan folders with their own ``instance_gt/``
     (:class:`~unscene3d.io.ground_truth.GroundTruthFiles`), used before any found under ``paths``.
     ``protocol``: which ground-truth instances count for the AP lines (``unscene3d.evaluation.PROTOCOLS``).
+    ``layer``: the layer the page shows first, by name or a path suffix of it (``round_4``); by default the
+    last prediction set. The page's URL fragment ``#layer=NAME`` chooses too, and wins.
 
     Raises:
         InputError: a path is missing or holds nothing to show, a scan of a prediction set cannot be
-            found (:class:`~unscene3d.viewer.discover.ScanNotFound`), or a file is malformed.
+            found (:class:`~unscene3d.viewer.discover.ScanNotFound`), a file is malformed, or no scene has
+            a layer named ``layer``.
     """
     get_protocol(protocol)  # a bad name fails before any work
     given_gt = GroundTruthFiles.find(gt_dir).files if gt_dir is not None else {}
@@ -83,8 +94,10 @@ def write_page(
         source = Path(view.source).resolve()
         if source.is_relative_to(out_html.parent.resolve()):
             view.source = source.relative_to(out_html.parent.resolve()).as_posix()
+    if layer is not None:
+        _check_layer_name(layer, views)
     title = title or (views[0].name if len(views) == 1 else f"{len(views)} scenes")
-    page = render_page(views, title=title, protocol=protocol)
+    page = render_page(views, title=title, protocol=protocol, layer=layer)
     atomic_write_text(out_html, page)
     return PageSummary(
         out_html, len(page.encode("utf-8")), tuple((v.name, len(v.layers), v.note) for v in views)
@@ -133,14 +146,22 @@ def _pseudo_segments(npz: Path, num_vertices: int) -> np.ndarray:
     return labels
 
 
-def render_page(views: Sequence[SceneView], *, title: str, protocol: str) -> str:
-    """The page's HTML for these scenes."""
+def _check_layer_name(layer: str, views: Sequence[SceneView]) -> None:
+    names = list(dict.fromkeys(item.name for view in views for item in view.layers))
+    if not any(layer.lower() in layer_keys(name) for name in names):
+        raise InputError(None, f"--layer {layer!r}: no scene has a layer of that name; the layers are "
+                               f"{', '.join(names)}")
+
+
+def render_page(views: Sequence[SceneView], *, title: str, protocol: str, layer: str | None = None) -> str:
+    """The page's HTML for these scenes; ``layer``: the name of the layer to show first (see :func:`write_page`)."""
     if not views:
         raise ValueError("a page needs at least one scene")
     static = resources.files("unscene3d.viewer") / "static"
     config = {
         "unlabeled": UNLABELED_COLOR.tolist(),
         "units": f"AP / AP50 / AP25 in percent; {PROTOCOL_TEXT[protocol]}.",
+        "layer": layer,
     }
     scene_blocks = "\n".join(
         f'<script type="application/json" class="scene-data" data-name="{html.escape(view.name)}">'
@@ -194,7 +215,7 @@ def _scene_json(view: SceneView) -> dict:
 
 
 def _layer_json(layer: Layer) -> dict:
-    data: dict = {"name": layer.name, "summary": layer.summary}
+    data: dict = {"name": layer.name, "summary": layer.summary, "kind": layer.kind, "keys": layer_keys(layer.name)}
     if layer.rgb is not None:
         data["rgb"] = _b64(layer.rgb.astype(np.uint8))
         return data
