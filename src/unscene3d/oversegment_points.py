@@ -24,12 +24,11 @@ from unscene3d.oversegment import (
     Segmentation,
     _adjacency_from_edges,
     _check_colors,
-    _edge_weights_kernel,
-    _felzenszwalb_kernel,
     compact_labels,
     felzenszwalb_params,
     oversegment,
 )
+from unscene3d.oversegment_kernels import edge_weights, felzenszwalb
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ def oversegment_points(
     normals = orient_normals(graph, pca_normals(graph), sensor).astype(np.float32)
     edge_a, edge_b = graph.edge_a, graph.edge_b
     if colours01 is None:
-        node_colours = np.zeros((1, 3), dtype=np.float32)
+        node_colours = None
     else:
         counts = np.bincount(graph.voxel_of_point, minlength=graph.num_nodes).astype(np.float64)
         node_colours = np.stack(
@@ -71,13 +70,10 @@ def oversegment_points(
     # The weight kernel works in float32 like the mesh path's: centred first, so that georeferenced clouds
     # (LAS coordinates in the millions) keep millimetres.
     node_points = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
-    weights = _edge_weights_kernel(
-        node_points, normals, node_colours, edge_a, edge_b, colours01 is not None, COLOUR_CONVEX_LIMIT
-    )
+    # The mesh path's numba kernels: a cloud's neighbour graph needs numba anyway.
+    weights = edge_weights(node_points, normals, node_colours, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
     order = np.argsort(weights, kind="stable").astype(np.int32)
-    roots = _felzenszwalb_kernel(
-        graph.num_nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts)
-    )
+    roots = felzenszwalb(graph.num_nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
     node_labels, num_segments = compact_labels(roots)
     adjacency = _adjacency_from_edges(node_labels, edge_a, edge_b) if len(edge_a) else np.empty((0, 2), np.int64)
 

@@ -34,7 +34,6 @@ from unscene3d.io.scannet import (
     load_scannet_scene,
     scene_axis_alignment,
 )
-from unscene3d.normals import check_cloud
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -315,6 +314,8 @@ def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale
     if not is_cloud and not keep.all():
         raise InputError(source, f"{int((~keep).sum())} mesh vertices have NaN or infinite coordinates")
     if is_cloud and count:  # an empty scan is reported by _check_geometry
+        from unscene3d.normals import check_cloud  # numba: a mesh's commands need not start it
+
         if not keep.any():
             raise InputError(source, f"none of the {count} points has coordinates (all NaN or infinite)")
         check_cloud(raw.points[keep], source)
