@@ -1,16 +1,17 @@
 """Whole-process time of ``unscene3d oversegment`` on scene0000_00: one scan, and a batch of 10 scans.
 
 On a mesh this size the command's own work takes under a tenth of a second; the rest of a run is
-start-up (the interpreter, imports, loading numba's compiled kernels from its cache). This prints the
+start-up (the interpreter, imports, and where the C kernels are not built, loading numba's compiled kernels
+from its cache). This prints the
 whole-process wall time (best and median of ``--repeats`` runs, after a warm-up run) of
 
 - one scan: ``unscene3d oversegment SCAN -o out.segs.json``;
 - a batch of 10 scans: one process given all 10 (10 processes when the code under test takes only one);
 
-then where one run's time goes, measured in a fresh process: interpreter, imports (numpy, numba, the
-rest: typer and the pydantic it parses options with, unscene3d), the numba cache load (first call minus
-second call of ``oversegment``: numba's CPU target, which imports scipy.linalg, and the cached kernels),
-reading the mesh, oversegmenting, writing.
+then where one run's time goes, measured in a fresh process: interpreter, imports (numpy; the rest: typer
+and the pydantic it parses options with, unscene3d and what it imports), loading the kernels (first call
+minus second call of ``oversegment``: milliseconds for the C kernels; for numba's, its CPU target, which
+imports scipy.linalg, and the cached machine code), reading the mesh, oversegmenting, writing.
 
     python benchmarks/oversegment_startup.py [--scan DIR] [--repeats 5] [--baseline SRC] [--cpp SEGMENTATOR]
 
@@ -45,8 +46,6 @@ import sys, time
 start = time.perf_counter()
 import numpy
 numpy_done = time.perf_counter()
-import numba
-numba_done = time.perf_counter()
 from unscene3d.cli import app
 import typer._adapters  # typer >= 0.2x parses options with pydantic
 import unscene3d.oversegment
@@ -62,8 +61,8 @@ segmentation = oversegment(scene.vertices, scene.faces, scene.colors)
 second = time.perf_counter()
 write_segs_json(sys.argv[2], segmentation.seg_ids, scene.name, segmentation.params)
 written = time.perf_counter()
-print(numpy_done - start, numba_done - numpy_done, imported - numba_done, read - imported,
-      (first - read) - (second - first), second - first, written - second)
+print(numpy_done - start, imported - numpy_done, read - imported, (first - read) - (second - first),
+      second - first, written - second)
 """
 
 
@@ -108,13 +107,13 @@ def measure(label: str, env: dict[str, str], scan: Path, scans: list[Path], work
     interpreter = min(repeat(runs, [[sys.executable, "-c", "pass"]], env))
     parts = subprocess.run([sys.executable, "-c", BREAKDOWN, str(scan), str(work / "part.segs.json")],
                            check=True, capture_output=True, text=True, env=env).stdout.split()
-    numpy_import, numba_import, other_imports, read, numba_load, compute, write = map(float, parts)
+    numpy_import, other_imports, read, kernel_load, compute, write = map(float, parts)
     print(f"{label}: one scan {min(single):.3f} s (median {statistics.median(single):.3f}); "
           f"{BATCH} scans {min(batch):.3f} s (median {statistics.median(batch):.3f}; "
           f"{len(batch_commands)} process{'es' if len(batch_commands) > 1 else ''})")
-    print(f"  one run: interpreter {interpreter:.3f}, imports: numpy {numpy_import:.3f}, numba {numba_import:.3f}, "
-          f"typer/pydantic/unscene3d {other_imports:.3f}; numba cache load {numba_load:.3f}, read mesh {read:.3f}, "
-          f"oversegment {compute:.3f}, write {write:.3f} s")
+    print(f"  one run: interpreter {interpreter:.3f}, imports: numpy {numpy_import:.3f}, typer/pydantic/unscene3d "
+          f"{other_imports:.3f}; loading the kernels {kernel_load:.3f}, read mesh {read:.3f}, oversegment "
+          f"{compute:.3f}, write {write:.3f} s")
     return {"single": min(single), "batch": min(batch)}
 
 
