@@ -167,6 +167,17 @@ def test_segmentation_adjacency_is_consistent_with_labels():
     assert (matrix != matrix.T).nnz == 0
 
 
+def test_labels_of_root_ids_are_the_compact_labels():
+    from unscene3d.oversegment import _root_labels
+
+    vertices, faces, _ = tied_mesh(3)
+    seg_ids = oversegment(vertices, faces, k_thresh=0.01, min_verts=2).seg_ids
+    labels, count = _root_labels(seg_ids)
+    expected, expected_count = compact_labels(seg_ids)
+    assert count == expected_count > 1 and labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, expected)
+
+
 def test_compact_labels_orders_by_id():
     labels, count = compact_labels(np.array([7, 3, 7, 12, 3]))
     np.testing.assert_array_equal(labels, [1, 0, 1, 2, 0])

@@ -221,6 +221,14 @@ def compute_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarra
     return _kernels().vertex_normals(points, tris)
 
 
+def _root_labels(seg_ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`compact_labels` of union-find segment ids, without a sort: each id is a vertex that is its own
+    root, so a segment's label is its root's rank among the roots."""
+    is_root = seg_ids == np.arange(len(seg_ids))
+    rank = np.cumsum(is_root) - 1
+    return rank[seg_ids], int(is_root.sum())
+
+
 def compact_labels(seg_ids: np.ndarray) -> tuple[np.ndarray, int]:
     """Map arbitrary segment ids to 0..S-1 by increasing id; returns ``(labels int64, S)``."""
     unique, labels = np.unique(np.asarray(seg_ids), return_inverse=True)
@@ -276,7 +284,7 @@ def oversegment(
     seg_ids = _kernels().felzenszwalb(
         points.shape[0], edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts)
     )
-    labels, num_segments = compact_labels(seg_ids)
+    labels, num_segments = _root_labels(seg_ids)
     adjacency = _adjacency_from_edges(labels, edge_a, edge_b)
     logger.debug("oversegmented %d vertices into %d segments", points.shape[0], num_segments)
     return Segmentation(
