@@ -54,8 +54,8 @@ def main() -> None:
     print(f"{'method':48s} {'inst':>5s} {'AP':>6s} {'AP50':>6s} {'AP25':>6s} {'time':>7s}")
     for label, count, figures, seconds in rows:
         print(
-            f"{label:48s} {count:5d} {100 * figures['AP']:6.1f} {100 * figures['AP50']:6.1f}"
-            f" {100 * figures['AP25']:6.1f} {seconds:6.2f}s"
+            f"{label:48s} {count:5d} {figures['AP']:6.1f} {figures['AP50']:6.1f}"
+            f" {figures['AP25']:6.1f} {seconds:6.2f}s"
         )
 
 

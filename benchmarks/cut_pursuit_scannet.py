@@ -49,7 +49,7 @@ def main() -> None:
             result = evaluate_scenes([(scene.name, found, scene.gt)]).overall
             print(f"{name:26s} strength {strength:6g}: {len(np.unique(labels)):4d} components, {len(found):3d} "
                   f"instances, {100 * partition_agreement(mesh, labels)[0]:.1f}% in the matched mesh segment, "
-                  f"AP / AP50 / AP25 {100 * result['AP']:.1f} / {100 * result['AP50']:.1f} / {100 * result['AP25']:.1f},"
+                  f"AP / AP50 / AP25 {result['AP']:.1f} / {result['AP50']:.1f} / {result['AP25']:.1f},"
                   f" {seconds:.1f} s")
 
 

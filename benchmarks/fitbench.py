@@ -14,7 +14,7 @@ from unscene3d.train.selftrain import build_model, load_model, round_dir
 def figures(items) -> tuple[float, float, float]:
     """AP / AP50 / AP25 in percent of (scene, instances, gt) items."""
     overall = evaluate_scenes(items).overall
-    return 100 * overall["AP"], 100 * overall["AP50"], 100 * overall["AP25"]
+    return overall["AP"], overall["AP50"], overall["AP25"]
 
 
 def score_round(run: Path, index: int, scans, pseudo_dir: Path, config, output: str):

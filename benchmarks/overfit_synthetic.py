@@ -4,7 +4,7 @@ Builds a synthetic room, oversegments it as the pseudo-mask stage does, turns ev
 instance into a mask over segments (a segment belongs to the instance holding most of its vertices),
 trains one round with the given preset, then predicts the scene (colour, or ``--no-color``) and reports
 class-agnostic AP / AP50 / AP25 against its ground truth. Shows that model, losses, augmentation and
-inference are wired correctly (goal: AP50 >= 0.9).
+inference are wired correctly (goal: AP50 >= 90, percent).
 
     python benchmarks/overfit_synthetic.py [--preset cpu-small] [--epochs 150] [--seed 0] [--work DIR]
         [--lr LR] [--batch-size B] [--crop METRES] [--no-elastic] [--no-augment] [--drop-loss-warmup FRACTION]
@@ -109,11 +109,11 @@ def main() -> None:
 
     losses = result.losses.get(1, [])
     print(f"scene {scene.name}: {len(scene.vertices)} vertices, {segmentation.num_segments} segments, "
-          f"{len(masks)} ground-truth masks as pseudo masks (their own AP50 {pseudo_ap['AP50']:.3f})")
+          f"{len(masks)} ground-truth masks as pseudo masks (their own AP50 {pseudo_ap['AP50']:.1f})")
     print(f"training: preset {config.preset}, {config.epochs} epochs, {len(losses)} steps in {train_seconds:.0f} s; "
           f"loss {np.mean(losses[:5]):.3f} (first 5) -> {np.mean(losses[-5:]):.3f} (last 5)")
     print(f"prediction: {len(prediction.scores)} instances in {predict_seconds:.1f} s")
-    print(f"AP {figures['AP']:.3f}  AP50 {figures['AP50']:.3f}  AP25 {figures['AP25']:.3f}  (run folder {work})")
+    print(f"AP {figures['AP']:.1f}  AP50 {figures['AP50']:.1f}  AP25 {figures['AP25']:.1f}  (percent; run folder {work})")
 
 
 if __name__ == "__main__":

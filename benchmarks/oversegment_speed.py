@@ -1,8 +1,9 @@
 """Speed and exactness of the oversegmentation on a real ScanNet mesh.
 
 Prints the median in-process time of ``oversegment`` (after a warm-up run that also loads the numba
-cache) and of its stages, then compares the output with the C++ Segmentator's reference files and
-the ScanNet release segments when they are present.
+cache when the C kernels are not built) and of its stages with each set of kernels there is (C,
+:mod:`unscene3d.native`; numba, :mod:`unscene3d.oversegment_kernels`), then compares the output with the
+C++ Segmentator's reference files and the ScanNet release segments when they are present.
 
     python benchmarks/oversegment_speed.py [mesh.ply] [--repeats 15]
 
@@ -20,16 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from unscene3d import native, oversegment_kernels
 from unscene3d.io.ply import read_ply
 from unscene3d.io.segments import read_segs_json
 from unscene3d.oversegment import (
     _adjacency_from_edges,
     _check_mesh,
-    _edge_endpoints,
-    _edge_weights_kernel,
-    _felzenszwalb_kernel,
-    _std_sort_order,
-    _vertex_normals_kernel,
     compact_labels,
     oversegment,
     partition_agreement,
@@ -50,25 +47,23 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def stage_times(vertices: np.ndarray, faces: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median time of each stage of oversegment (scannet variant, default parameters)."""
+def stage_times(kernels, vertices: np.ndarray, faces: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median time of each stage of oversegment (scannet variant, default parameters) with ``kernels``."""
     points, tris = _check_mesh(vertices, faces)
-    normals = _vertex_normals_kernel(points, tris)
-    edge_a, edge_b = _edge_endpoints(tris)
-    no_colours = np.zeros((1, 3), dtype=np.float32)
-    weights = _edge_weights_kernel(points, normals, no_colours, edge_a, edge_b, False, 0.05)
-    order = _std_sort_order(weights)
-    seg_ids = _felzenszwalb_kernel(len(points), edge_a, edge_b, weights, order, np.float32(0.01), 20)
+    normals = kernels.vertex_normals(points, tris)
+    edge_a, edge_b = kernels.edge_endpoints(tris)
+    weights = kernels.edge_weights(points, normals, None, edge_a, edge_b, 0.05)
+    depth = 2 * (len(weights).bit_length() - 1)
+    order = kernels.std_sort_order(weights, depth)
+    seg_ids = kernels.felzenszwalb(len(points), edge_a, edge_b, weights, order, np.float32(0.01), 20)
     labels, _ = compact_labels(seg_ids)
     stages = {
         "input checks + float32 copy": lambda: _check_mesh(vertices, faces),
-        "vertex normals": lambda: _vertex_normals_kernel(points, tris),
-        "edge list": lambda: _edge_endpoints(tris),
-        "edge weights": lambda: _edge_weights_kernel(
-            points, normals, no_colours, edge_a, edge_b, False, 0.05
-        ),
-        "sort (std::sort order)": lambda: _std_sort_order(weights),
-        "union-find, both passes": lambda: _felzenszwalb_kernel(
+        "vertex normals": lambda: kernels.vertex_normals(points, tris),
+        "edge list": lambda: kernels.edge_endpoints(tris),
+        "edge weights": lambda: kernels.edge_weights(points, normals, None, edge_a, edge_b, 0.05),
+        "sort (std::sort order)": lambda: kernels.std_sort_order(weights, depth),
+        "union-find, both passes": lambda: kernels.felzenszwalb(
             len(points), edge_a, edge_b, weights, order, np.float32(0.01), 20
         ),
         "compact labels": lambda: compact_labels(seg_ids),
@@ -90,7 +85,8 @@ def main() -> None:
 
     start = time.perf_counter()
     oversegment(mesh.vertices, mesh.faces)
-    print(f"first call (numba cache load or compile): {time.perf_counter() - start:.3f} s")
+    print(f"first call ({'C kernels' if native.available() else 'numba cache load or compile'}): "
+          f"{time.perf_counter() - start:.3f} s")
 
     total = median_seconds(lambda: oversegment(mesh.vertices, mesh.faces), args.repeats)
     print(f"oversegment, scannet (0.01, 20): median {total * 1000:.1f} ms over {args.repeats} runs")
@@ -99,8 +95,13 @@ def main() -> None:
         lambda: oversegment(mesh.vertices, mesh.faces, mesh.colors, variant="unscene3d"), args.repeats
     )
     print(f"oversegment, unscene3d (0.005, 50): median {colour_total * 1000:.1f} ms")
-    for name, seconds in stage_times(mesh.vertices, mesh.faces, args.repeats).items():
-        print(f"  {name:28s} {seconds * 1000:7.2f} ms")
+    for label, kernels in (("C", native), ("numba", oversegment_kernels)):
+        if kernels is native and not native.available():
+            print("C kernels: not built (no C compiler at install)")
+            continue
+        print(f"stages with the {label} kernels:")
+        for name, seconds in stage_times(kernels, mesh.vertices, mesh.faces, args.repeats).items():
+            print(f"  {name:28s} {seconds * 1000:7.2f} ms")
 
     scene_dir = args.mesh.parent
     stem = args.mesh.name.removesuffix(".ply")

@@ -1,16 +1,24 @@
 """Whole-process time of ``unscene3d oversegment`` on scene0000_00: one scan, and a batch of 10 scans.
 
 On a mesh this size the command's own work takes under a tenth of a second; the rest of a run is
-start-up (the interpreter, imports, loading numba's compiled kernels from its cache). This prints the
+start-up (the interpreter, imports, and where the C kernels are not built, loading numba's compiled kernels
+from its cache). This prints the
 whole-process wall time (best and median of ``--repeats`` runs, after a warm-up run) of
 
 - one scan: ``unscene3d oversegment SCAN -o out.segs.json``;
 - a batch of 10 scans: one process given all 10 (10 processes when the code under test takes only one);
 
-then where one run's time goes, measured in a fresh process: interpreter, imports, the numba cache
-load (first call minus second call of ``oversegment``), reading the mesh, oversegmenting, writing.
+then where one run's time goes, measured in a fresh process: interpreter, imports (numpy; the rest: typer
+and the pydantic it parses options with, unscene3d and what it imports), loading the kernels (first call
+minus second call of ``oversegment``: milliseconds for the C kernels; for numba's, its CPU target, which
+imports scipy.linalg, and the cached machine code), reading the mesh, oversegmenting, writing.
 
-    python benchmarks/oversegment_startup.py [--scan DIR] [--repeats 5] [--baseline SRC]
+    python benchmarks/oversegment_startup.py [--scan DIR] [--repeats 5] [--baseline SRC] [--cpp SEGMENTATOR]
+
+``--cpp SEGMENTATOR`` also times the C++ ScanNet Segmentator (a binary built from ScanNet/ScanNet
+``Segmentator/``, outside this repository) on the same mesh, alternating runs with ``unscene3d oversegment``
+so that both see the same load, and prints the whole-process ratio. It writes its segments beside the mesh
+it is given: a link in a temporary folder.
 
 ``--baseline SRC`` times another source tree of the package as well (its ``src`` folder, run with
 ``PYTHONPATH``; e.g. ``git archive 580f11d src | tar -x -C /tmp/base`` then ``--baseline /tmp/base/src``)
@@ -36,7 +44,10 @@ BATCH = 10
 BREAKDOWN = """
 import sys, time
 start = time.perf_counter()
+import numpy
+numpy_done = time.perf_counter()
 from unscene3d.cli import app
+import typer._adapters  # typer >= 0.2x parses options with pydantic
 import unscene3d.oversegment
 from unscene3d.io.scan import load_scan
 from unscene3d.io.segments import write_segs_json
@@ -50,7 +61,8 @@ segmentation = oversegment(scene.vertices, scene.faces, scene.colors)
 second = time.perf_counter()
 write_segs_json(sys.argv[2], segmentation.seg_ids, scene.name, segmentation.params)
 written = time.perf_counter()
-print(imported - start, read - imported, (first - read) - (second - first), second - first, written - second)
+print(numpy_done - start, imported - numpy_done, read - imported, (first - read) - (second - first),
+      second - first, written - second)
 """
 
 
@@ -95,13 +107,32 @@ def measure(label: str, env: dict[str, str], scan: Path, scans: list[Path], work
     interpreter = min(repeat(runs, [[sys.executable, "-c", "pass"]], env))
     parts = subprocess.run([sys.executable, "-c", BREAKDOWN, str(scan), str(work / "part.segs.json")],
                            check=True, capture_output=True, text=True, env=env).stdout.split()
-    imports, read, numba_load, compute, write = map(float, parts)
+    numpy_import, other_imports, read, kernel_load, compute, write = map(float, parts)
     print(f"{label}: one scan {min(single):.3f} s (median {statistics.median(single):.3f}); "
           f"{BATCH} scans {min(batch):.3f} s (median {statistics.median(batch):.3f}; "
           f"{len(batch_commands)} process{'es' if len(batch_commands) > 1 else ''})")
-    print(f"  one run: interpreter {interpreter:.3f}, imports {imports:.3f}, numba cache load {numba_load:.3f}, "
-          f"read mesh {read:.3f}, oversegment {compute:.3f}, write {write:.3f} s")
+    print(f"  one run: interpreter {interpreter:.3f}, imports: numpy {numpy_import:.3f}, typer/pydantic/unscene3d "
+          f"{other_imports:.3f}; loading the kernels {kernel_load:.3f}, read mesh {read:.3f}, oversegment "
+          f"{compute:.3f}, write {write:.3f} s")
     return {"single": min(single), "batch": min(batch)}
+
+
+def versus_cpp(cpp: Path, scan: Path, work: Path, runs: int, env: dict[str, str]) -> None:
+    """The C++ Segmentator and ``unscene3d oversegment`` on the same mesh, runs alternating (same load)."""
+    mesh = work / "cpp" / next(scan.glob("*_vh_clean_2.ply")).name
+    mesh.parent.mkdir()
+    os.symlink(next(scan.glob("*_vh_clean_2.ply")).resolve(), mesh)  # the tool writes its output beside it
+    ours = [sys.executable, "-m", "unscene3d", "oversegment", str(scan), "-o", str(work / "vs.segs.json")]
+    theirs = [str(cpp), str(mesh), "0.01", "20"]
+    timed(ours, env), timed(theirs, env)  # warm-up
+    python, native = [], []
+    for _ in range(runs):
+        python.append(timed(ours, env))
+        native.append(timed(theirs, env))
+    print(f"C++ Segmentator {cpp}: one scan {min(native):.3f} s (median {statistics.median(native):.3f}); "
+          f"unscene3d oversegment in the same runs {min(python):.3f} s (median {statistics.median(python):.3f})")
+    print(f"unscene3d / C++: {min(python) / min(native):.2f}x (best of {runs}), "
+          f"{statistics.median(python) / statistics.median(native):.2f}x (median)")
 
 
 def main() -> None:
@@ -109,6 +140,7 @@ def main() -> None:
     parser.add_argument("--scan", type=Path, default=DEFAULT_SCAN, help="a ScanNet scene folder")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline", type=Path, help="the src folder of another version of the package")
+    parser.add_argument("--cpp", type=Path, help="a built C++ ScanNet Segmentator binary, timed side by side")
     args = parser.parse_args()
     if not args.scan.is_dir():
         sys.exit(f"scan not found: {args.scan} (the ScanNet scene lives in ../shared/data beside the checkout)")
@@ -121,6 +153,8 @@ def main() -> None:
             before = measure(f"baseline {args.baseline}", env, args.scan, scans, work, args.repeats)
             print(f"after / before: one scan {this['single'] / before['single']:.2f}, "
                   f"{BATCH} scans {this['batch'] / before['batch']:.2f}")
+        if args.cpp is not None:
+            versus_cpp(args.cpp.resolve(), args.scan, work, args.repeats, dict(os.environ))
 
 
 if __name__ == "__main__":

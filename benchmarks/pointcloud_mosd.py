@@ -61,7 +61,7 @@ def main() -> None:
     print(f"\n{'AP / AP50 / AP25 per frame':48s} " + "  ".join(f"{name:>17s}" for name in FRAMES))
     for label, run in settings.items():
         rows = per_frame(scenes, run)
-        cells = "  ".join(f"{100 * r['AP']:4.1f}/{100 * r['AP50']:5.1f}/{100 * r['AP25']:5.1f}" for r in rows)
+        cells = "  ".join(f"{r['AP']:4.1f}/{r['AP50']:5.1f}/{r['AP25']:5.1f}" for r in rows)
         print(f"{label:48s} {cells}")
 
     sweep = []
@@ -69,8 +69,8 @@ def main() -> None:
         rows = per_frame(scenes, lambda s: felzenszwalb_instances(s, voxel_size=voxel, k_thresh=k, min_verts=min_verts))
         sweep.append([r["AP50"] for r in rows])
     sweep = np.array(sweep)
-    print(f"\nsweep of {len(sweep)} felzenszwalb settings: every frame at AP50 >= 50 in {(sweep >= 0.5).all(1).sum()}; "
-          f"mean AP50 per frame {' '.join(f'{100 * v:.1f}' for v in sweep.mean(0))}")
+    print(f"\nsweep of {len(sweep)} felzenszwalb settings: every frame at AP50 >= 50 in {(sweep >= 50).all(1).sum()}; "
+          f"mean AP50 per frame {' '.join(f'{v:.1f}' for v in sweep.mean(0))}")
 
 
 if __name__ == "__main__":

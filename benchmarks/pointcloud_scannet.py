@@ -47,7 +47,7 @@ GRID = list(itertools.product((0.03, 0.04, 0.05, 0.06, 0.08), (300, 400, 500, 60
 
 def figures(scene, found) -> str:
     result = evaluate_scenes([(scene.name, found, scene.gt)]).overall
-    return f"{100 * result['AP']:5.1f} / {100 * result['AP50']:5.1f} / {100 * result['AP25']:5.1f}"
+    return f"{result['AP']:5.1f} / {result['AP50']:5.1f} / {result['AP25']:5.1f}"
 
 
 def timed(function, *args, **kwargs):
@@ -97,7 +97,7 @@ def main() -> None:
                     found = partition_to_instances(labels)
                     at_default = evaluate_scenes([(cloud.name, found, cloud.gt)]).overall["AP50"]
             print(f"{neighbours:2d} neighbours: mean share in the matched mesh segment {100 * np.mean(shares):.1f}%;"
-                  f" AP50 at (0.05, 500) {100 * at_default:.1f}")
+                  f" AP50 at (0.05, 500) {at_default:.1f}")
 
     print("\n== oversegment (variant defaults) ==")
     for variant in ("scannet", "unscene3d"):
@@ -119,8 +119,8 @@ def main() -> None:
             labels = oversegment_scene(scene, k_thresh=k, min_verts=min_verts).labels
             grid.append(evaluate_scenes([(scene.name, partition_to_instances(labels), scene.gt)]).overall["AP50"])
         print(f"{kind:6s} k 0.05 min 500: {len(found):3d} instances {figures(scene, found)} {seconds:6.2f}s;"
-              f" AP50 over the 5x5 grid: mean {100 * np.mean(grid):.1f}, min {100 * np.min(grid):.1f},"
-              f" max {100 * np.max(grid):.1f}")
+              f" AP50 over the 5x5 grid: mean {np.mean(grid):.1f}, min {np.min(grid):.1f},"
+              f" max {np.max(grid):.1f}")
 
     print("\n== baseline hdbscan (AP / AP50 / AP25) ==")
     for kind, (_, scene) in scans.items():

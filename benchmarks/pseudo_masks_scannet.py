@@ -94,7 +94,7 @@ def run(scenes, variant: PseudoMaskOptions | str) -> dict:
 
 
 def row(label: str, figures: dict) -> str:
-    return (f"| {label:<40} | {100 * figures['AP']:5.1f} | {100 * figures['AP50']:5.1f} | {100 * figures['AP25']:5.1f}"
+    return (f"| {label:<40} | {figures['AP']:5.1f} | {figures['AP50']:5.1f} | {figures['AP25']:5.1f}"
             f" | {figures['masks']:4d} | {100 * figures['precision']:5.1f} | {figures['seconds']:5.2f} |")
 
 

@@ -57,7 +57,7 @@ def load_with_gt(path: Path):
 
 def figures(items) -> str:
     result = evaluate_scenes(items).overall
-    return f"{100 * result['AP']:5.1f} {100 * result['AP50']:5.1f} {100 * result['AP25']:5.1f}"
+    return f"{result['AP']:5.1f} {result['AP50']:5.1f} {result['AP25']:5.1f}"
 
 
 def main() -> None:

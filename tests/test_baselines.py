@@ -38,4 +38,4 @@ def test_baselines_give_disjoint_scored_instances_that_find_objects(synthetic_sc
     assert np.all(np.diff(found.scores) <= 0)
     result = evaluate_scenes([(synthetic_scene.name, found, synthetic_scene.gt)])
     # Both baselines find at least some objects of the synthetic room at IoU 0.25.
-    assert result.overall["AP25"] > 0.05
+    assert result.overall["AP25"] > 5  # percent

@@ -133,3 +133,22 @@ def test_ctrl_c_in_training_says_how_to_resume(tmp_path, monkeypatch):
     assert result.exit_code == 130 and "--resume" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["fit", str(scan), "-o", str(tmp_path / "fit")])
     assert result.exit_code == 130 and "run the same command again" in result.output
+
+
+def test_version():
+    from unscene3d import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"unscene3d {__version__}\n"
+
+
+@pytest.mark.parametrize("command", [[], *[[name] for name in (
+    "oversegment", "evaluate", "baseline", "export-gt", "synthetic", "demo", "pretrain", "features3d", "pseudo-masks",
+    "train", "fit", "predict", "view")]])
+def test_help_shows_no_type_for_flags(command):
+    # A flag takes no value; typer >= 0.2x printed "--force <bool>" as if it took one.
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output and "--help" in result.output
+    if command == ["baseline"]:
+        assert "--force" in result.output and "<path>" in result.output  # options that take values keep theirs

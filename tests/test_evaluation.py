@@ -58,7 +58,9 @@ def figures(layout: Layout, preds: list[tuple[np.ndarray, float]], **kwargs) -> 
 
 
 def assert_figures(actual: dict[str, float], ap: float, ap50: float, ap25: float) -> None:
-    assert actual == pytest.approx({"AP": ap, "AP50": ap50, "AP25": ap25}, abs=1e-12, nan_ok=True)
+    """``actual`` (percent, as the API gives figures) against the expected areas as fractions."""
+    expected = {"AP": 100 * ap, "AP50": 100 * ap50, "AP25": 100 * ap25}
+    assert actual == pytest.approx(expected, abs=1e-10, nan_ok=True)
 
 
 @pytest.fixture
@@ -211,7 +213,7 @@ def test_labels_of_ground_truth_define_foreground():
 
 
 def test_average_precision_directly():
-    assert average_precision(np.array([1.0, 0.0]), np.array([0.8, 0.9]), 1) == pytest.approx(0.125)
+    assert average_precision(np.array([1.0, 0.0]), np.array([0.8, 0.9]), 1) == pytest.approx(12.5)  # percent
     assert average_precision(np.zeros(0), np.zeros(0), 3) == 0.0
 
 
@@ -304,17 +306,18 @@ def test_vectorised_matcher_agrees_with_brute_force(seed):
     rng = np.random.default_rng(seed)
     scenes = [_random_scene(rng) for _ in range(rng.integers(1, 4))]
     result = evaluate_scenes((f"s{i}", Instances(masks, scores), gt) for i, (masks, scores, gt) in enumerate(scenes))
-    assert result.overall == pytest.approx(_reference_figures(scenes), abs=1e-12, nan_ok=True)
+    reference = {key: 100 * value for key, value in _reference_figures(scenes).items()}  # fractions -> percent
+    assert result.overall == pytest.approx(reference, abs=1e-10, nan_ok=True)
 
 
 def test_result_json_and_table():
-    scene = {"AP": 0.5, "AP50": 1.0, "AP25": 1.0}
+    scene = {"AP": 50.0, "AP50": 100.0, "AP25": 100.0}
     undefined = dict.fromkeys(["AP", "AP50", "AP25"], math.nan)
     result = EvaluationResult(
-        overall={"AP": 0.1594, "AP50": 0.322, "AP25": 0.585},
+        overall={"AP": 15.94, "AP50": 32.2, "AP25": 58.5},
         per_scene={"scene0000_00": scene, "empty": undefined},
     )
-    # The JSON is in percent like the table, and says so.
+    # The result, its JSON and its table are all in percent, and the JSON says so.
     assert result.to_json() == {
         "units": "percent",
         "protocol": "scannet",
@@ -382,7 +385,7 @@ def test_scannet_ground_truth_as_predictions(scene0000_dir):
     start = time.perf_counter()
     result = evaluate_scenes([("scene0000_00", Instances(masks, np.ones(len(masks))), gt)])
     assert time.perf_counter() - start < 2.0
-    assert result.overall == {"AP": 1.0, "AP50": 1.0, "AP25": 1.0}
+    assert result.overall == {"AP": 100.0, "AP50": 100.0, "AP25": 100.0}
 
     # Without one counted object: one tied point (P 1, R (C-1)/C) and (1, 0) -> AP = (C-1)/C.
     counted = _counted_instances(gt)
@@ -417,5 +420,5 @@ def test_scannet_segments_as_instances_match_reference_figures(shared_data):
     large = np.flatnonzero(sizes >= 100)
     masks = segment[None, :] == large[:, None]
     result = evaluate_scenes([("scene0000_00", Instances(masks, sizes[large] / len(gt)), gt)])
-    assert round(100 * result.overall["AP"], 1) == 1.1
-    assert round(100 * result.overall["AP50"], 1) == 3.5
+    assert round(result.overall["AP"], 1) == 1.1
+    assert round(result.overall["AP50"], 1) == 3.5

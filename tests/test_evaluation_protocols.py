@@ -34,9 +34,10 @@ def block(name: str) -> np.ndarray:
 
 
 def ap50(names: list[str], protocol: str) -> float:
+    """AP50 as a fraction (the API gives percent)."""
     masks = np.array([block(name) for name in names], dtype=bool).reshape(len(names), len(GT))
     scores = np.linspace(0.9, 0.5, len(names))
-    return evaluate_scenes([("s", Instances(masks, scores), GT)], protocol=protocol).overall["AP50"]
+    return evaluate_scenes([("s", Instances(masks, scores), GT)], protocol=protocol).overall["AP50"] / 100
 
 
 @pytest.mark.parametrize(
@@ -84,7 +85,7 @@ def test_precision_recall_curve_by_hand():
     np.testing.assert_allclose(recall, [1.0, 0.5, 0.5, 0.0])
     # Recall gaps (r_{i-1} - r_{i+1}) / 2 with r_{-1} = r_0: 0.25 each.
     assert average_precision(np.array([1.0, 0.0, 1.0]), np.array([0.9, 0.8, 0.7]), 0) == pytest.approx(
-        0.25 * (2 / 3 + 1 / 2 + 1 + 1))
+        100 * 0.25 * (2 / 3 + 1 / 2 + 1 + 1))  # percent
     # A missed instance (hard false negative) halves every recall.
     _, recall = precision_recall_curve(np.array([1.0]), np.array([0.5]), 1)
     np.testing.assert_allclose(recall, [0.5, 0.0])
@@ -97,8 +98,8 @@ def test_pooled_curves_and_ap_per_iou():
     aps = ap_per_threshold(list(matches.values()))
     assert list(aps) == list(ALL_THRESHOLDS)
     for threshold, ap in aps.items():
-        # Found at IoU thresholds below 2/3 (1 of 5 instances: AP 1/5), a false positive above (AP 0).
-        assert ap == pytest.approx(0.2 if threshold < 2 / 3 else 0.0), threshold
+        # Found at IoU thresholds below 2/3 (1 of 5 instances: AP 20 %), a false positive above (AP 0).
+        assert ap == pytest.approx(20.0 if threshold < 2 / 3 else 0.0), threshold
     curves = pooled_curves(list(matches.values()))
     precision, recall = curves[0.5]
     np.testing.assert_allclose(precision, [1.0, 1.0])

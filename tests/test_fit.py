@@ -46,7 +46,7 @@ def test_fit_writes_every_round_and_scores_it_with_the_scans_own_ground_truth(sc
     assert set(figures) == {"units", "pseudo", "round_1"} and figures["units"] == "percent"
     for stage, folder in (("pseudo", run / "pseudo"), ("round_1", run / "predictions" / "round_1")):
         expected = evaluate_dirs(folder, scans / "gt").overall
-        assert figures[stage] == {key: round(100 * value, 2) for key, value in expected.items()}
+        assert figures[stage] == {key: round(value, 2) for key, value in expected.items()}
     assert (run / "index.html").is_file()
 
 

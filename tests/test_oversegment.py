@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse
 
+from unscene3d import native, oversegment_kernels
 from unscene3d.errors import InputError
+from unscene3d.io.ply import write_ply
 from unscene3d.oversegment import (
     _std_sort_order,
     adjacency_matrix,
@@ -163,6 +167,17 @@ def test_segmentation_adjacency_is_consistent_with_labels():
     assert (matrix != matrix.T).nnz == 0
 
 
+def test_labels_of_root_ids_are_the_compact_labels():
+    from unscene3d.oversegment import _root_labels
+
+    vertices, faces, _ = tied_mesh(3)
+    seg_ids = oversegment(vertices, faces, k_thresh=0.01, min_verts=2).seg_ids
+    labels, count = _root_labels(seg_ids)
+    expected, expected_count = compact_labels(seg_ids)
+    assert count == expected_count > 1 and labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, expected)
+
+
 def test_compact_labels_orders_by_id():
     labels, count = compact_labels(np.array([7, 3, 7, 12, 3]))
     np.testing.assert_array_equal(labels, [1, 0, 1, 2, 0])
@@ -297,3 +312,69 @@ def test_unscene3d_variant_on_real_scene(scene0000_mesh):
     assert result.num_segments > 50
     assert sizes.min() >= 50 or result.num_segments == 1
     assert connected_within(result.labels, scene0000_mesh.faces)
+
+
+# --- the two sets of kernels: compiled C (unscene3d.native) and numba (unscene3d.oversegment_kernels)
+
+needs_c_kernels = pytest.mark.skipif(not native.available(), reason="the C extension was not built (no C compiler "
+                                     "at install): only the numba kernels run")
+
+
+def tied_mesh(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random mesh on a coarse lattice, so that many edge weights tie (their order then matters), with some
+    zero-area faces; vertices, faces, colours in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    vertices = rng.integers(0, 4, size=(300, 3)).astype(np.float64) * 0.5
+    faces = rng.integers(0, 300, size=(900, 3))
+    faces[::37, 2] = faces[::37, 1]  # repeated vertices: faces without area
+    return vertices, faces, rng.random((300, 3))
+
+
+@needs_c_kernels
+@pytest.mark.parametrize("seed", range(4))
+def test_c_and_numba_kernels_agree_bit_for_bit(seed):
+    from unscene3d.oversegment import COLOUR_CONVEX_LIMIT, _check_mesh
+
+    vertices, faces, colours = tied_mesh(seed)
+    points, tris = _check_mesh(vertices, faces)
+    colours01 = colours.astype(np.float32)
+    results = []
+    for kernels in (native, oversegment_kernels):
+        normals = kernels.vertex_normals(points, tris)
+        edge_a, edge_b = kernels.edge_endpoints(tris)
+        plain = kernels.edge_weights(points, normals, None, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
+        coloured = kernels.edge_weights(points, normals, colours01, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
+        orders = [kernels.std_sort_order(plain, depth) for depth in (0, 3, 2 * (len(plain).bit_length() - 1))]
+        seg_ids = kernels.felzenszwalb(len(points), edge_a, edge_b, coloured, orders[-1], np.float32(0.05), 5)
+        results.append([normals, edge_a, edge_b, plain, coloured, *orders, seg_ids])
+    for c_result, numba_result in zip(*results):
+        assert c_result.dtype == numba_result.dtype
+        np.testing.assert_array_equal(c_result, numba_result)  # NaN where both have it (zero-length edges)
+
+
+@needs_c_kernels
+def test_oversegment_is_the_same_with_either_kernels(monkeypatch):
+    vertices, faces, colours = tied_mesh(7)
+    with_c = [oversegment(vertices, faces, colours, variant=variant) for variant in ("scannet", "unscene3d")]
+    monkeypatch.setattr(native, "available", lambda: False)
+    for variant, expected in zip(("scannet", "unscene3d"), with_c):
+        result = oversegment(vertices, faces, colours, variant=variant)
+        np.testing.assert_array_equal(result.seg_ids, expected.seg_ids)
+        np.testing.assert_array_equal(result.adjacency, expected.adjacency)
+
+
+@needs_c_kernels
+def test_the_oversegment_command_on_a_mesh_does_not_start_numba(tmp_path):
+    # numba's import and CPU-target start-up was most of a one-mesh run (docs/benchmarks.md, "Start-up").
+    vertices, faces = grid(6, 6)
+    write_ply(tmp_path / "mesh.ply", vertices, faces)
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['unscene3d', 'oversegment', {str(tmp_path / 'mesh.ply')!r}, '-o', "
+              f"{str(tmp_path / 'out.segs.json')!r}]\n"
+              "try:\n    runpy.run_module('unscene3d', run_name='__main__')\nexcept SystemExit as stop:\n"
+              "    assert not stop.code, stop.code\n"
+              "print(sorted(name for name in sys.modules if name.split('.')[0] in ('numba', 'scipy', 'llvmlite')))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out.segs.json").is_file()

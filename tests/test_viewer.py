@@ -214,7 +214,7 @@ def test_evaluate_report_writes_curves_and_a_view(scans, tmp_path):
     expected = evaluate_scenes([("room1", Instances(masks[1:], scores[1:]), scene.gt),
                                 ("room2", Instances.empty(len(other)), other)]).overall
     assert figures["units"] == "percent"
-    assert figures["AP50"] == pytest.approx(100 * expected["AP50"], abs=1e-4)
+    assert figures["AP50"] == pytest.approx(expected["AP50"], abs=1e-4)
     assert figures["ap_per_iou"]["0.50"] == figures["AP50"] and figures["ap_per_iou"]["0.25"] == figures["AP25"]
     index = (report / "index.html").read_text()
     assert 'href="view.html"' in index and 'src="pr_iou50.png"' in index and "room1" in index
@@ -224,3 +224,38 @@ def test_evaluate_report_writes_curves_and_a_view(scans, tmp_path):
     result = runner.invoke(app, ["evaluate", str(pred), "--gt", str(scans / "gt"), "--report", str(tmp_path / "r2")])
     assert result.exit_code == 0, result.output
     assert "No 3D view: no scan found for scene room1" in (tmp_path / "r2" / "index.html").read_text()
+
+
+def page_config(path: Path) -> dict:
+    return json.loads(re.search(r'<script type="application/json" id="viewer-config">(.*?)</script>',
+                                path.read_text(), re.S).group(1))
+
+
+def test_view_layer_names_the_first_layer_and_must_exist(scans, tmp_path):
+    scene = small_room(1, "room1")
+    masks, scores = object_masks(scene)
+    export_predictions(tmp_path / "predictions" / "round_4", "room1", masks, scores)
+    out = tmp_path / "page.html"
+    result = runner.invoke(app, ["view", str(tmp_path / "predictions"), str(scans / "room1.ply"), "-o", str(out),
+                                 "--layer", "round_4"])
+    assert result.exit_code == 0, result.output
+    assert page_config(out)["layer"] == "round_4"
+    kinds = {layer["name"]: (layer["kind"], layer["keys"]) for layer in page_scenes(out)["room1"]["layers"]}
+    assert kinds["predictions/round_4"] == ("prediction", ["predictions/round_4", "round_4"])
+    assert kinds["segments"][0] == "segments"
+    assert kinds["input colours"] == ("input", ["input colours"])
+
+    # A name no scene has is one line listing the layers there are, and no page.
+    result = runner.invoke(app, ["view", str(scans / "room1.ply"), "-o", str(tmp_path / "x.html"), "--layer", "round_9"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "--layer 'round_9': no scene has a layer of that name; the layers are input colours, segments" \
+        in result.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_layer_keys_are_the_name_its_parts_and_their_ends():
+    from unscene3d.viewer.layers import layer_keys
+
+    assert layer_keys("Predictions/Round_4") == ["predictions/round_4", "round_4"]
+    assert layer_keys("pseudo = predictions/pseudo") == ["pseudo = predictions/pseudo", "pseudo",
+                                                         "predictions/pseudo"]

@@ -46,10 +46,19 @@ def demo_page(tmp_path_factory) -> Path:
     return folder / "index.html"
 
 
+def checked_layer(page) -> str:
+    return page.locator("#layers label:has(input:checked) > span:not(.summary)").inner_text()
+
+
 def test_demo_page_draws_switches_layers_and_highlights(demo_page):
     with open_page(demo_page, width=960, height=600) as opened:
         page = opened.page
         assert opened.first_render_ms < 10_000
+        # It opens on the last prediction set; the input colours are key 1.
+        names = page.locator("#layers label > span:not(.summary)").all_inner_texts()
+        assert checked_layer(page) == names[-1], names
+        page.locator("#view").hover()
+        page.keyboard.press("1")
         screenshot = os.environ.get("UNSCENE3D_SCREENSHOT")
         if screenshot:  # the first baseline's instances, as a new user would see them
             page.keyboard.press("4")
@@ -63,7 +72,6 @@ def test_demo_page_draws_switches_layers_and_highlights(demo_page):
         assert drawn_fraction(first) > 0.2
         assert len(np.unique(first.reshape(-1, 3), axis=0)) > 200
 
-        names = page.locator("#layers label > span:not(.summary)").all_inner_texts()
         assert names[:3] == ["1. input colours", "2. segments", "3. ground truth"]
         assert "4. predictions/felzenszwalb" in names and any("pseudo" in name for name in names)
         previous = first
@@ -119,4 +127,35 @@ def test_scene_picker_switches_scans(tmp_path):
         page.wait_for_timeout(200)
         assert "room2.ply" in page.locator("#scene-note").inner_text()
         assert changed_fraction(first, canvas_pixels(page)) > 0.05
+    assert opened.errors == []
+
+
+def test_view_layer_and_the_url_choose_the_first_layer(tmp_path):
+    from unscene3d.baselines import felzenszwalb_instances
+    from unscene3d.io.benchmark import export_predictions
+
+    scene = make_synthetic_scene(3, vertex_spacing=0.12)
+    write_ply(tmp_path / "run" / "room3.ply", scene.vertices, scene.faces, scene.colors)
+    found = felzenszwalb_instances(scene)
+    for folder, count in (("coarse", 3), ("fine", len(found))):  # two prediction sets: fine is the last one
+        export_predictions(tmp_path / "run" / folder, "room3", found.masks[:count], found.scores[:count])
+    page_path = tmp_path / "page.html"
+
+    write_page([tmp_path / "run"], page_path)
+    with open_page(page_path, width=800, height=500) as opened:
+        assert checked_layer(opened.page).endswith("fine")  # the default: the last prediction set
+        opened.page.locator("#layers label").nth(1).click()  # segments: the URL now names it
+        assert opened.page.evaluate("window.location.hash") == "#layer=segments"
+    assert opened.errors == []
+
+    write_page([tmp_path / "run"], page_path, layer="coarse")  # view --layer coarse
+    with open_page(page_path, width=800, height=500) as opened:
+        assert checked_layer(opened.page).endswith("coarse")
+    with open_page(page_path, width=800, height=500, fragment="#layer=ground%20truth") as opened:
+        assert checked_layer(opened.page).endswith("coarse")  # this room has no ground truth layer: --layer's
+    with open_page(page_path, width=800, height=500, fragment="#layer=Segments") as opened:
+        assert checked_layer(opened.page) == "2. segments"  # the URL wins, in any case
+        opened.page.evaluate("window.location.hash = '#layer=fine'")
+        opened.page.wait_for_timeout(150)
+        assert checked_layer(opened.page).endswith("fine")  # a new fragment switches the layer
     assert opened.errors == []

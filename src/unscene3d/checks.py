@@ -7,6 +7,7 @@ scan a stage cannot use fails at once with one line, and leaves nothing behind.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 MAX_COUNT = 2**31 - 1
 # The oversegmentation computes in float32, as the ScanNet Segmentator does.
 FLOAT32_MAX = 3.4028234663852886e38
+# A model id on the Hugging Face hub: "name" or "owner/name".
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def _text(number: float) -> str:
@@ -50,6 +53,30 @@ def check_number(
 def check_count(option: str, value: int | None, *, low: int = 1) -> None:
     """An integer option (None = not given) in ``low .. MAX_COUNT``."""
     check_number(option, value, low=low, high=MAX_COUNT)
+
+
+def check_choice(option: str, value: str | None, choices: Sequence[str]) -> None:
+    """A text option (None = not given) is one of ``choices``; the error names the option as typed."""
+    if value is not None and value not in choices:
+        raise InputError(None, f"{option} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_encoder(encoder: str | None) -> None:
+    """``--encoder`` names a local folder that exists (with the model's config.json) or looks like a hub id
+    (``name`` or ``owner/name``); checked before any scan is read, so a typo fails at once, not after hours."""
+    if encoder is None:
+        return
+    folder = Path(encoder).expanduser()
+    if encoder.startswith(("/", "./", "../", "~")) or folder.exists():
+        if not folder.is_dir():
+            raise InputError(encoder, "--encoder: no such folder (give a folder with the model's config.json, or a "
+                                      "hub id such as facebook/dino-vits8)")
+        if not (folder / "config.json").is_file():
+            raise InputError(encoder, "--encoder: the folder has no config.json (not a saved transformers model)")
+        return
+    if not _HUB_ID.fullmatch(encoder):
+        raise InputError(None, f"--encoder {encoder!r} is neither a folder nor a hub id (owner/name, e.g. "
+                               "facebook/dino-vits8)")
 
 
 def check_device(device: str | None) -> None:
@@ -140,12 +167,21 @@ def check_pseudo_masks(pseudo_dir: Path) -> None:
             raise InputError(path, f"not a pseudo-mask file: {error}") from None
 
 
-def check_pseudo_mask_inputs(paths: Sequence[Path], options: PseudoMaskOptions, *, voxel_grid: bool = False) -> None:
-    """What pseudo masks need of their scans, checked before the first is computed: scene names that can name
-    files, a loadable backbone for 3d features (and an indexable 2 cm grid, as with ``voxel_grid``) or a
-    features3d folder holding every scan's features, and readable frames for 2d features."""
+def check_pseudo_mask_inputs(
+    paths: Sequence[Path],
+    options: PseudoMaskOptions,
+    *,
+    voxel_grid: bool = False,
+    ground_truth: Callable[[Any], None] | None = None,
+) -> None:
+    """What pseudo masks need of their scans, checked before the first is computed: an image encoder that can
+    exist, scene names that can name files, a loadable backbone for 3d features (and an indexable 2 cm grid,
+    as with ``voxel_grid``) or a features3d folder holding every scan's features, and readable frames for 2d
+    features. ``ground_truth(scene)``, when given, checks each scan's ground truth (scans are then read with
+    their own, as ``fit`` evaluates them), in the same pass."""
     from unscene3d.io.scan import CheckedScans, scan_names
 
+    check_encoder(options.encoder)
     scan_names(paths)
     uses_3d = options.has_3d() and options.modality in ("auto", "3d", "both")
     runs_backbone = uses_3d and options.checkpoint is not None
@@ -164,4 +200,7 @@ def check_pseudo_mask_inputs(paths: Sequence[Path], options: PseudoMaskOptions, 
         requirements.append(check_frame_images)
     if runs_backbone or voxel_grid:
         requirements.append(require_voxel_grid)
-    CheckedScans(paths, check=all_of(*requirements), keep_vertices=0, load_frames=options.needs_frames())
+    if ground_truth is not None:
+        requirements.append(ground_truth)
+    CheckedScans(paths, check=all_of(*requirements), keep_vertices=0, load_frames=options.needs_frames(),
+                 load_gt=ground_truth is not None)

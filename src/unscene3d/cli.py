@@ -19,6 +19,7 @@ import typer
 
 from unscene3d.checks import (
     FLOAT32_MAX,
+    check_choice,
     check_count,
     check_device,
     check_number,
@@ -29,10 +30,12 @@ from unscene3d.checks import (
     require_voxel_grid,
 )
 from unscene3d.cli_guard import guarded
+from unscene3d.cli_help import Command, Group
 from unscene3d.errors import InputError
 from unscene3d.protocols import PROTOCOLS
 
 app = typer.Typer(
+    cls=Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -71,11 +74,21 @@ def _up(up: UpAxis | None) -> str | None:
 ProtocolName = Enum("ProtocolName", {name: name for name in PROTOCOLS}, type=str)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from unscene3d import __version__
+
+        typer.echo(f"unscene3d {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _configure(
     ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
     debug: bool = typer.Option(False, "--debug", help="On an unexpected error, print its traceback."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     ctx.obj = {"debug": debug}
     logging.basicConfig(
@@ -91,7 +104,7 @@ def _scan_paths(scans: list[Path]) -> list[Path]:
     return expand_scan_paths(scans)
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def oversegment(
     scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
@@ -141,11 +154,13 @@ def oversegment(
         typer.echo(f"{len(outputs)} scans, {sum(counts)} segments -> {output} (coloured by segment: *.segs.ply)")
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def evaluate(
     pred_dir: Path = typer.Argument(..., help="Predictions in the ScanNet benchmark format."),
-    gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance)."),
+    gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth files <scene>.txt (label*1000+instance), or "
+                            "scan folders (ScanNet, Pointcept) with their own instance_gt/<scene>.txt, or a folder "
+                            "of them."),
     json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here (percent)."),
     per_scene: bool = typer.Option(False, "--per-scene", help="Print one row per scene as well."),
     protocol: ProtocolName = typer.Option(
@@ -197,7 +212,7 @@ def _write_report(out_dir: Path, matches: dict, pred_dir: Path, gt: Path, scans:
                  view_link=view_link, view_note=view_note)
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def baseline(
     method: Baseline = typer.Argument(..., help="Which learning-free baseline."),
@@ -234,7 +249,7 @@ def baseline(
     typer.echo(f"{method.value} instances of {len(written)} scans -> {output}")
 
 
-@app.command("export-gt")
+@app.command("export-gt", cls=Command)
 @guarded
 def export_gt(
     scans: list[Path] = typer.Argument(..., help="Scans with annotations: mOSD PCD, S3DIS rooms, Pointcept or "
@@ -262,7 +277,7 @@ def export_gt(
     typer.echo(f"ground truth of {written} scans -> {output}")
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def synthetic(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.ply and gt/<scene>.txt."),
@@ -288,7 +303,7 @@ def synthetic(
     typer.echo(f"{len(seeds)} synthetic scenes -> {output}")
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def demo(
     output: Path = typer.Option(Path("demo_out"), "--output", "-o", help="Folder for the demo's results."),
@@ -329,7 +344,7 @@ def _check_training_options(
     check_output_dir(output)
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def pretrain(
     scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
@@ -376,7 +391,7 @@ def pretrain(
     typer.echo(f"trained to step {result.last_step}; checkpoint -> {result.checkpoint}")
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def features3d(
     checkpoint: Path = typer.Argument(..., help="Checkpoint folder, its model.safetensors, or a run folder."),
@@ -403,7 +418,7 @@ def features3d(
     typer.echo(f"{len(written)} feature files -> {output}")
 
 
-@app.command("pseudo-masks")
+@app.command("pseudo-masks", cls=Command)
 @guarded
 def pseudo_masks(
     scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
@@ -433,8 +448,11 @@ def pseudo_masks(
     """Initial pseudo masks: segment features, scene structure and normalized cuts (UnScene3D stage 1)."""
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.pseudo.ncut import NCutConfig
-    from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
+    from unscene3d.pseudo.pipeline import CUTS, MODALITIES, SOURCES, PseudoMaskOptions, run_pseudo_masks
 
+    check_choice("--modality", modality, MODALITIES)
+    check_choice("--ncut", ncut, CUTS)
+    check_choice("--source", source, SOURCES)
     check_number("--tau", tau, low=0, high=1)
     check_count("--frame-step", frame_step)
     check_count("--workers", workers)
@@ -460,7 +478,7 @@ def pseudo_masks(
     typer.echo(f"pseudo masks of {len(written)} scans -> {output}")
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def train(
     pseudo_dir: Path = typer.Argument(..., help="Pseudo-mask folder (<scene>.npz from `unscene3d pseudo-masks`)."),
@@ -506,7 +524,7 @@ def train(
     typer.echo(f"rounds trained: {trained}; checkpoint -> {result.checkpoint}")
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def fit(
     scans: list[Path] = typer.Argument(..., help="Scans: mesh or point-cloud files, scan folders, or folders of them."),
@@ -530,12 +548,13 @@ def fit(
 
     Resumable: run the same command again after an interruption and it continues where it stopped.
     """
-    from unscene3d.fit import FitOptions, format_rounds
+    from unscene3d.fit import OUTPUTS, FitOptions, format_rounds, scene_ground_truth
     from unscene3d.fit import fit as run_fit
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.pseudo.pipeline import PseudoMaskOptions
     from unscene3d.train.selftrain import default_preset, preset_config, without_color
 
+    check_choice("--masks", output_kind, OUTPUTS)
     check_count("--workers", workers)
     _check_training_options({"--rounds": rounds}, seed=seed, lr=None, device=device, output=output)
     if gt is not None and not gt.is_dir():
@@ -551,7 +570,8 @@ def fit(
                                  device=device),
     )
     paths = _scan_paths(scans)
-    check_pseudo_mask_inputs(paths, options.pseudo, voxel_grid=True)
+    check_pseudo_mask_inputs(paths, options.pseudo, voxel_grid=True,
+                             ground_truth=lambda scene: scene_ground_truth(scene, gt))
     remove_stale_temps(output)
     try:
         result = run_fit(paths, output, options)
@@ -563,7 +583,7 @@ def fit(
     typer.echo(f"masks of every round in {output / 'predictions'}" + (f"; open {result.page}" if result.page else ""))
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def predict(
     run: Path = typer.Argument(..., help="Self-training run folder (its last finished round), round folder or checkpoint."),
@@ -590,7 +610,7 @@ def predict(
     typer.echo(f"instances of {len(written)} scans -> {output}")
 
 
-@app.command()
+@app.command(cls=Command)
 @guarded
 def view(
     paths: list[Path] = typer.Argument(..., help="Scans (PLY, ScanNet folders), folders of them, prediction folders, "
@@ -602,6 +622,9 @@ def view(
     max_points: int = typer.Option(None, "--max-points", help="Points shown per scan; larger scans are subsampled "
                                    "(default 250,000)."),
     title: str = typer.Option(None, help="Page title (default: the scene name or the number of scenes)."),
+    layer: str = typer.Option(None, "--layer", help="The layer shown first: its name or the end of it (round_4, "
+                              "felzenszwalb, segments, ground truth; default: the last prediction set). The page's "
+                              "URL can choose too: index.html#layer=NAME."),
 ) -> None:
     """Write one self-contained HTML page (opens offline) showing scans in 3D with switchable layers."""
     from unscene3d.io.atomic import remove_stale_temps
@@ -611,5 +634,5 @@ def view(
     check_output_file(output, inputs=paths)
     remove_stale_temps(output.parent, target=output)
     summary = write_page(paths, output, gt_dir=gt, protocol=protocol.value,
-                         max_points=max_points or DEFAULT_MAX_POINTS, title=title)
+                         max_points=max_points or DEFAULT_MAX_POINTS, title=title, layer=layer)
     typer.echo(str(summary))

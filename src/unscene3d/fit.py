@@ -44,6 +44,7 @@ from unscene3d.model.mask3d import Mask3D
 from unscene3d.model.segment_model import SegmentModel
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
+from unscene3d.scene import Scene
 from unscene3d.train.selftrain import (
     SelfTrainConfig,
     densify_training_scan,
@@ -153,11 +154,20 @@ def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], conf
 
 
 def scan_ground_truth(scan: SelfTrainScan, gt_dir: Path | None) -> np.ndarray | None:
+    """:func:`scene_ground_truth` of a training scan."""
+    return scene_ground_truth(scan.scene, gt_dir)
+
+
+def scene_ground_truth(scene: Scene, gt_dir: Path | None) -> np.ndarray | None:
     """Ground truth per input point: the scan's own, else ``<gt_dir>/<scene>.txt``, else a ``gt/<scene>.txt``
-    or ``instance_gt/<scene>.txt`` beside the scan file (the layout ``unscene3d synthetic`` writes)."""
+    or ``instance_gt/<scene>.txt`` beside the scan file (the layout ``unscene3d synthetic`` writes).
+
+    Raises:
+        InputError: the file found is malformed or has not one line per input point. ``fit`` runs this on
+            every scan before any work, so a wrong file stops it at once, not after training.
+    """
     from unscene3d.io.benchmark import read_gt_txt
 
-    scene = scan.scene
     if scene.gt is not None:
         return scene.to_input(scene.gt, 0)
     candidates = [] if gt_dir is None else [gt_dir / f"{scene.name}.txt"]
@@ -184,7 +194,7 @@ def _evaluate(scans: Sequence[SelfTrainScan], folders: dict[str, Path],
         for scene_name, gt in truths.items():
             masks, _, scores = read_predictions(folder, scene_name, len(gt))
             items.append((scene_name, Instances(masks, scores), gt))
-        figures[name] = {key: round(100 * value, 2) for key, value in evaluate_scenes(items).overall.items()}
+        figures[name] = {key: round(value, 2) for key, value in evaluate_scenes(items).overall.items()}
     return figures
 
 

@@ -17,6 +17,10 @@ Two weightings are offered:
 Segment ids follow the ScanNet convention (``seg_ids[v]`` is the root vertex id of v's segment);
 :func:`compact_labels` turns them into 0..S-1 ordered by increasing root id, the mapping UnScene3D's
 own binding uses.
+
+The kernels run as compiled C (:mod:`unscene3d.native`) where the package's C extension was built at
+install, else through numba (:mod:`unscene3d.oversegment_kernels`); the results are the same, but the C
+path spares a command numba's start-up, most of a one-scan run (docs/benchmarks.md, "Start-up").
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numba
 import numpy as np
 
 from unscene3d.errors import InputError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import scipy.sparse
 
 logger = logging.getLogger(__name__)
@@ -40,12 +45,8 @@ DEFAULT_PARAMS = {"scannet": (0.01, 20), "unscene3d": (0.005, 50)}
 # UnScene3D squares the weight of a convex edge only when its colours are this close (L1, in [0,1]).
 COLOUR_CONVEX_LIMIT = 0.05
 
-# Ranges of at most this many elements are left by libstdc++'s introsort to its final insertion sort.
-_INTROSORT_THRESHOLD = 16
 # Largest contingency matrix (cells) that partition_agreement solves exactly (Hungarian method).
 _HUNGARIAN_MAX_CELLS = 4_000_000
-
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @dataclass(frozen=True)
@@ -154,261 +155,30 @@ def _variant_colours(variant: str, colors: np.ndarray | None, num_vertices: int)
 
 
 # ---------------------------------------------------------------------------------------------
-# Geometry kernels (float32 throughout, in the C++ tool's operation order)
+# The kernels: compiled C where the extension was built, else numba (the same results)
 # ---------------------------------------------------------------------------------------------
 
 
-@_jit
-def _vertex_normals_kernel(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    one = np.float32(1.0)
-    normals = np.zeros(points.shape, dtype=np.float32)
-    counts = np.zeros(points.shape[0], dtype=np.int32)
-    for f in range(faces.shape[0]):
-        i1, i2, i3 = faces[f, 0], faces[f, 1], faces[f, 2]
-        ux = points[i2, 0] - points[i1, 0]
-        uy = points[i2, 1] - points[i1, 1]
-        uz = points[i2, 2] - points[i1, 2]
-        vx = points[i3, 0] - points[i1, 0]
-        vy = points[i3, 1] - points[i1, 1]
-        vz = points[i3, 2] - points[i1, 2]
-        cx = uy * vz - uz * vy
-        cy = uz * vx - ux * vz
-        cz = ux * vy - uy * vx
-        length = np.sqrt(cx * cx + cy * cy + cz * cz)
-        if not length > 0:
-            # Zero-area face: the C++ tool would blend a NaN normal in; it is left out instead.
-            continue
-        cx /= length
-        cy /= length
-        cz /= length
-        for v in (i1, i2, i3):
-            # Running average: n = lerp(n, face_normal, 1 / (count + 1)), never renormalised.
-            t = one / (np.float32(counts[v]) + one)
-            s = one - t
-            normals[v, 0] = t * cx + s * normals[v, 0]
-            normals[v, 1] = t * cy + s * normals[v, 1]
-            normals[v, 2] = t * cz + s * normals[v, 2]
-            counts[v] += 1
-    return normals
+def _kernels() -> ModuleType:
+    """:mod:`unscene3d.native` when its C library was built (no numba start-up), else
+    :mod:`unscene3d.oversegment_kernels` (numba); both give the same segment ids."""
+    from unscene3d import native
 
+    if native.available():
+        return native
+    from unscene3d import oversegment_kernels
 
-@_jit
-def _edge_endpoints(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # Three directed edges per face, (i1,i2), (i1,i3), (i3,i2); shared edges appear twice.
-    num = 3 * faces.shape[0]
-    a = np.empty(num, dtype=np.int32)
-    b = np.empty(num, dtype=np.int32)
-    for f in range(faces.shape[0]):
-        a[3 * f] = faces[f, 0]
-        b[3 * f] = faces[f, 1]
-        a[3 * f + 1] = faces[f, 0]
-        b[3 * f + 1] = faces[f, 2]
-        a[3 * f + 2] = faces[f, 2]
-        b[3 * f + 2] = faces[f, 1]
-    return a, b
-
-
-@_jit
-def _edge_weights_kernel(
-    points: np.ndarray,
-    normals: np.ndarray,
-    colors: np.ndarray,
-    edge_a: np.ndarray,
-    edge_b: np.ndarray,
-    use_colors: bool,
-    colour_limit: float,
-) -> np.ndarray:
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    weights = np.empty(edge_a.shape[0], dtype=np.float32)
-    for e in range(edge_a.shape[0]):
-        a = edge_a[e]
-        b = edge_b[e]
-        dx = points[b, 0] - points[a, 0]
-        dy = points[b, 1] - points[a, 1]
-        dz = points[b, 2] - points[a, 2]
-        length = np.sqrt(dx * dx + dy * dy + dz * dz)
-        dx /= length
-        dy /= length
-        dz /= length
-        dot = normals[a, 0] * normals[b, 0] + normals[a, 1] * normals[b, 1] + normals[a, 2] * normals[b, 2]
-        # Convex when b's normal points away from a: a crease there matters less.
-        convex = normals[b, 0] * dx + normals[b, 1] * dy + normals[b, 2] * dz > zero
-        w = one - dot
-        if use_colors:
-            colour_dist = (
-                abs(colors[a, 0] - colors[b, 0])
-                + abs(colors[a, 1] - colors[b, 1])
-                + abs(colors[a, 2] - colors[b, 2])
-            )
-            w = w * colour_dist
-            # The limit is a double in UnScene3D's C++, so the comparison is done in float64.
-            convex = convex and np.float64(colour_dist) < colour_limit
-        if convex:
-            w = w * w
-        weights[e] = w
-    return weights
+    return oversegment_kernels
 
 
 def _graph(
     points: np.ndarray, faces: np.ndarray, colours01: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    normals = _vertex_normals_kernel(points, faces)
-    edge_a, edge_b = _edge_endpoints(faces)
-    use_colors = colours01 is not None
-    colours = colours01 if use_colors else np.zeros((1, 3), dtype=np.float32)
-    weights = _edge_weights_kernel(
-        points, normals, colours, edge_a, edge_b, use_colors, COLOUR_CONVEX_LIMIT
-    )
+    kernels = _kernels()
+    normals = kernels.vertex_normals(points, faces)
+    edge_a, edge_b = kernels.edge_endpoints(faces)
+    weights = kernels.edge_weights(points, normals, colours01, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
     return edge_a, edge_b, weights
-
-
-# ---------------------------------------------------------------------------------------------
-# libstdc++ std::sort (introsort), ported so that equal weights end up in the C++ tool's order
-# ---------------------------------------------------------------------------------------------
-
-
-@_jit
-def _swap(keys: np.ndarray, items: np.ndarray, i: int, j: int) -> None:
-    keys[i], keys[j] = keys[j], keys[i]
-    items[i], items[j] = items[j], items[i]
-
-
-@_jit
-def _sift_down(keys, items, base, hole, length, key, item) -> None:
-    # Move the hole down to a leaf along the larger children, then bubble (key, item) up from there.
-    top = hole
-    child = hole
-    while child < (length - 1) // 2:
-        child = 2 * (child + 1)
-        if keys[base + child] < keys[base + child - 1]:
-            child -= 1
-        keys[base + hole] = keys[base + child]
-        items[base + hole] = items[base + child]
-        hole = child
-    if length % 2 == 0 and child == (length - 2) // 2:
-        child = 2 * (child + 1)
-        keys[base + hole] = keys[base + child - 1]
-        items[base + hole] = items[base + child - 1]
-        hole = child - 1
-    parent = (hole - 1) // 2
-    while hole > top and keys[base + parent] < key:
-        keys[base + hole] = keys[base + parent]
-        items[base + hole] = items[base + parent]
-        hole = parent
-        parent = (hole - 1) // 2
-    keys[base + hole] = key
-    items[base + hole] = item
-
-
-@_jit
-def _heap_sort(keys, items, first, last) -> None:
-    # The introsort's fallback when partitioning degenerates (depth limit reached).
-    length = last - first
-    if length < 2:
-        return
-    parent = (length - 2) // 2
-    while True:
-        _sift_down(keys, items, first, parent, length, keys[first + parent], items[first + parent])
-        if parent == 0:
-            break
-        parent -= 1
-    while last - first > 1:
-        last -= 1
-        key, item = keys[last], items[last]
-        keys[last] = keys[first]
-        items[last] = items[first]
-        _sift_down(keys, items, first, 0, last - first, key, item)
-
-
-@_jit
-def _median_to_first(keys, items, result, a, b, c) -> None:
-    if keys[a] < keys[b]:
-        if keys[b] < keys[c]:
-            _swap(keys, items, result, b)
-        elif keys[a] < keys[c]:
-            _swap(keys, items, result, c)
-        else:
-            _swap(keys, items, result, a)
-    elif keys[a] < keys[c]:
-        _swap(keys, items, result, a)
-    elif keys[b] < keys[c]:
-        _swap(keys, items, result, c)
-    else:
-        _swap(keys, items, result, b)
-
-
-@_jit
-def _partition(keys, items, first, last) -> int:
-    # Median-of-three pivot moved to `first`, then an unguarded Hoare partition of (first, last).
-    mid = first + (last - first) // 2
-    _median_to_first(keys, items, first, first + 1, mid, last - 1)
-    pivot = keys[first]
-    lo = first + 1
-    hi = last
-    while True:
-        while keys[lo] < pivot:
-            lo += 1
-        hi -= 1
-        while pivot < keys[hi]:
-            hi -= 1
-        if not lo < hi:
-            return lo
-        _swap(keys, items, lo, hi)
-        lo += 1
-
-
-@_jit
-def _insertion_sort(keys, items, first, last, guarded: bool) -> None:
-    # Unguarded insertion relies on a key <= every later key somewhere before `first`.
-    for i in range(first + 1 if guarded else first, last):
-        key, item = keys[i], items[i]
-        if guarded and key < keys[first]:
-            for j in range(i, first, -1):
-                keys[j] = keys[j - 1]
-                items[j] = items[j - 1]
-            keys[first] = key
-            items[first] = item
-        else:
-            j = i
-            while key < keys[j - 1]:
-                keys[j] = keys[j - 1]
-                items[j] = items[j - 1]
-                j -= 1
-            keys[j] = key
-            items[j] = item
-
-
-@_jit
-def _introsort(keys: np.ndarray, items: np.ndarray, depth_limit: int) -> None:
-    """Sort keys ascending in place, carrying items, exactly as libstdc++'s std::sort permutes."""
-    n = keys.shape[0]
-    if n < 2:
-        return
-    # Explicit stack of ranges (disjoint, so their processing order does not matter); each
-    # partition step pushes one range and lowers the depth, so depth_limit + 1 slots suffice.
-    stack_first = np.empty(depth_limit + 1, dtype=np.int64)
-    stack_last = np.empty(depth_limit + 1, dtype=np.int64)
-    stack_depth = np.empty(depth_limit + 1, dtype=np.int64)
-    stack_first[0], stack_last[0], stack_depth[0] = 0, n, depth_limit
-    top = 1
-    while top > 0:
-        top -= 1
-        first, last, depth = stack_first[top], stack_last[top], stack_depth[top]
-        while last - first > _INTROSORT_THRESHOLD:
-            if depth == 0:
-                _heap_sort(keys, items, first, last)
-                break
-            depth -= 1
-            cut = _partition(keys, items, first, last)
-            stack_first[top], stack_last[top], stack_depth[top] = cut, last, depth
-            top += 1
-            last = cut
-    if n > _INTROSORT_THRESHOLD:
-        _insertion_sort(keys, items, 0, _INTROSORT_THRESHOLD, True)
-        _insertion_sort(keys, items, _INTROSORT_THRESHOLD, n, False)
-    else:
-        _insertion_sort(keys, items, 0, n, True)
 
 
 def _std_sort_order(weights: np.ndarray, depth_limit: int | None = None) -> np.ndarray:
@@ -416,101 +186,21 @@ def _std_sort_order(weights: np.ndarray, depth_limit: int | None = None) -> np.n
 
     ``depth_limit`` defaults to std::sort's ``2 * floor(log2(n))``; other values exist for tests.
     """
-    keys = np.array(weights, dtype=np.float32, copy=True)
-    order = np.arange(keys.shape[0], dtype=np.int32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
     if depth_limit is None:
-        depth_limit = 2 * (int(keys.shape[0]).bit_length() - 1) if keys.shape[0] else 0
-    _introsort(keys, order, depth_limit)
-    return order
-
-
-# ---------------------------------------------------------------------------------------------
-# Felzenszwalb union-find ("universe": union by rank, path compression of the start node only)
-# ---------------------------------------------------------------------------------------------
-
-
-@_jit
-def _find(parent: np.ndarray, x: int) -> int:
-    root = x
-    while parent[root] != root:
-        root = parent[root]
-    parent[x] = root
-    return root
-
-
-@_jit
-def _join(parent: np.ndarray, rank: np.ndarray, size: np.ndarray, x: int, y: int) -> int:
-    # On equal rank the second root (y) wins, which fixes the ids the C++ tool writes.
-    if rank[x] > rank[y]:
-        parent[y] = x
-        size[x] += size[y]
-        return x
-    parent[x] = y
-    size[y] += size[x]
-    if rank[x] == rank[y]:
-        rank[y] += 1
-    return y
-
-
-@_jit
-def _felzenszwalb_kernel(
-    num_vertices: int,
-    edge_a: np.ndarray,
-    edge_b: np.ndarray,
-    weights: np.ndarray,
-    order: np.ndarray,
-    k_thresh: np.float32,
-    min_verts: int,
-) -> np.ndarray:
-    num_edges = order.shape[0]
-    sorted_a = np.empty(num_edges, dtype=np.int32)
-    sorted_b = np.empty(num_edges, dtype=np.int32)
-    sorted_w = np.empty(num_edges, dtype=np.float32)
-    for i in range(num_edges):
-        e = order[i]
-        sorted_a[i] = edge_a[e]
-        sorted_b[i] = edge_b[e]
-        sorted_w[i] = weights[e]
-    parent = np.arange(num_vertices, dtype=np.int32)
-    rank = np.zeros(num_vertices, dtype=np.int32)
-    size = np.ones(num_vertices, dtype=np.int32)
-    threshold = np.full(num_vertices, k_thresh, dtype=np.float32)
-    for i in range(num_edges):
-        a = _find(parent, sorted_a[i])
-        b = _find(parent, sorted_b[i])
-        w = sorted_w[i]
-        if a != b and w <= threshold[a] and w <= threshold[b]:
-            root = _join(parent, rank, size, a, b)
-            threshold[root] = w + k_thresh / np.float32(size[root])
-    # Second pass, same edge order: absorb segments below the minimum size into a neighbour.
-    for i in range(num_edges):
-        a = _find(parent, sorted_a[i])
-        b = _find(parent, sorted_b[i])
-        if a != b and (size[a] < min_verts or size[b] < min_verts):
-            _join(parent, rank, size, a, b)
-    seg_ids = np.empty(num_vertices, dtype=np.int64)
-    for v in range(num_vertices):
-        seg_ids[v] = _find(parent, v)
-    return seg_ids
-
-
-@_jit
-def _crossing_pair_codes(labels, edge_a, edge_b, span) -> np.ndarray:
-    # Encode each edge between two different labels as lo * span + hi (duplicates removed later).
-    codes = np.empty(edge_a.shape[0], dtype=np.int64)
-    count = 0
-    for e in range(edge_a.shape[0]):
-        la = labels[edge_a[e]]
-        lb = labels[edge_b[e]]
-        if la != lb:
-            codes[count] = min(la, lb) * span + max(la, lb)
-            count += 1
-    return codes[:count]
+        depth_limit = 2 * (int(weights.shape[0]).bit_length() - 1) if weights.shape[0] else 0
+    return _kernels().std_sort_order(weights, depth_limit)
 
 
 def _adjacency_from_edges(labels: np.ndarray, edge_a: np.ndarray, edge_b: np.ndarray) -> np.ndarray:
+    # Each edge between two different labels as lo * span + hi, duplicates removed.
     span = int(labels.max()) + 1
-    codes = np.unique(_crossing_pair_codes(labels, edge_a, edge_b, span))
+    la, lb = labels[edge_a], labels[edge_b]
+    crossing = la != lb
+    codes = np.sort(np.minimum(la[crossing], lb[crossing]) * span + np.maximum(la[crossing], lb[crossing]))
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
+    codes = codes[first]  # np.unique, without importing numpy.ma (milliseconds of start-up)
     return np.stack([codes // span, codes % span], axis=1)
 
 
@@ -528,7 +218,15 @@ def compute_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarra
     carry no normal) get no contribution; a vertex with none keeps (0, 0, 0).
     """
     points, tris = _check_mesh(vertices, faces)
-    return _vertex_normals_kernel(points, tris)
+    return _kernels().vertex_normals(points, tris)
+
+
+def _root_labels(seg_ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`compact_labels` of union-find segment ids, without a sort: each id is a vertex that is its own
+    root, so a segment's label is its root's rank among the roots."""
+    is_root = seg_ids == np.arange(len(seg_ids))
+    rank = np.cumsum(is_root) - 1
+    return rank[seg_ids], int(is_root.sum())
 
 
 def compact_labels(seg_ids: np.ndarray) -> tuple[np.ndarray, int]:
@@ -543,7 +241,7 @@ def segment_adjacency(labels: np.ndarray, faces: np.ndarray) -> np.ndarray:
     faces = np.asarray(faces)
     if faces.size == 0 or labels.size == 0:
         return np.empty((0, 2), dtype=np.int64)
-    edge_a, edge_b = _edge_endpoints(np.ascontiguousarray(faces, dtype=np.int32).reshape(-1, 3))
+    edge_a, edge_b = _kernels().edge_endpoints(np.ascontiguousarray(faces, dtype=np.int32).reshape(-1, 3))
     return _adjacency_from_edges(labels, edge_a, edge_b)
 
 
@@ -583,10 +281,10 @@ def oversegment(
 
     edge_a, edge_b, weights = _graph(points, tris, colours01)
     order = _std_sort_order(weights)
-    seg_ids = _felzenszwalb_kernel(
+    seg_ids = _kernels().felzenszwalb(
         points.shape[0], edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts)
     )
-    labels, num_segments = compact_labels(seg_ids)
+    labels, num_segments = _root_labels(seg_ids)
     adjacency = _adjacency_from_edges(labels, edge_a, edge_b)
     logger.debug("oversegmented %d vertices into %d segments", points.shape[0], num_segments)
     return Segmentation(

@@ -26,14 +26,15 @@ from unscene3d.oversegment import (
     _adjacency_from_edges,
     _check_colors,
     _check_mesh,
-    _edge_weights_kernel,
-    _felzenszwalb_kernel,
     _graph,
+    _kernels,
+    _root_labels,
     _std_sort_order,
     compact_labels,
     felzenszwalb_params,
     oversegment,
 )
+from unscene3d.oversegment_kernels import edge_weights, felzenszwalb
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def oversegment_points(
     normals = orient_normals(graph, pca_normals(graph), sensor).astype(np.float32)
     edge_a, edge_b = graph.edge_a, graph.edge_b
     if colours01 is None:
-        node_colours = np.zeros((1, 3), dtype=np.float32)
+        node_colours = None
     else:
         counts = np.bincount(graph.voxel_of_point, minlength=graph.num_nodes).astype(np.float64)
         node_colours = np.stack(
@@ -75,13 +76,10 @@ def oversegment_points(
     # The weight kernel works in float32 like the mesh path's: centred first, so that georeferenced clouds
     # (LAS coordinates in the millions) keep millimetres.
     node_points = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
-    weights = _edge_weights_kernel(
-        node_points, normals, node_colours, edge_a, edge_b, colours01 is not None, COLOUR_CONVEX_LIMIT
-    )
+    # The mesh path's numba kernels: a cloud's neighbour graph needs numba anyway.
+    weights = edge_weights(node_points, normals, node_colours, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
     order = np.argsort(weights, kind="stable").astype(np.int32)
-    roots = _felzenszwalb_kernel(
-        graph.num_nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts)
-    )
+    roots = felzenszwalb(graph.num_nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
     node_labels, num_segments = compact_labels(roots)
     adjacency = _adjacency_from_edges(node_labels, edge_a, edge_b) if len(edge_a) else np.empty((0, 2), np.int64)
 
@@ -154,15 +152,16 @@ def felzenszwalb_scales(scene: Scene, scales: Sequence[tuple[float, int]], *,
             points, faces = _check_mesh(scene.vertices, scene.faces)
             edge_a, edge_b, weights = _graph(points, faces, None)
             order, nodes, node_of_point = _std_sort_order(weights), len(points), None
+            union_find = _kernels().felzenszwalb
         else:
             graph = neighbour_graph(scene.vertices, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
                                     neighbours=neighbours, source=where)
             normals = orient_normals(graph, pca_normals(graph), scene.sensor).astype(np.float32)
             edge_a, edge_b = graph.edge_a, graph.edge_b
             centred = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
-            weights = _edge_weights_kernel(centred, normals, np.zeros((1, 3), dtype=np.float32), edge_a, edge_b,
-                                           False, COLOUR_CONVEX_LIMIT)
+            weights = edge_weights(centred, normals, None, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
             order = np.argsort(weights, kind="stable").astype(np.int32)
+            union_find = felzenszwalb
             nodes, node_of_point = graph.num_nodes, graph.voxel_of_point
     except InputError as error:
         if error.path is not None:
@@ -171,7 +170,7 @@ def felzenszwalb_scales(scene: Scene, scales: Sequence[tuple[float, int]], *,
     labels = []
     for k_thresh, min_verts in scales:
         k_thresh, min_verts = felzenszwalb_params("scannet", k_thresh, min_verts)
-        roots = _felzenszwalb_kernel(nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
-        compact = compact_labels(roots)[0]
+        roots = union_find(nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
+        compact = _root_labels(roots)[0]
         labels.append(compact if node_of_point is None else compact[node_of_point])
     return labels

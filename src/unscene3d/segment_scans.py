@@ -16,8 +16,7 @@ from pathlib import Path
 from unscene3d.errors import InputError, about, display_path
 from unscene3d.io.scan import CheckedScans, check_distinct, mesh_file, scan_name
 from unscene3d.io.segments import write_segs_json
-from unscene3d.oversegment import DEFAULT_PARAMS, VARIANTS
-from unscene3d.oversegment_points import oversegment_scene
+from unscene3d.oversegment import DEFAULT_PARAMS, VARIANTS, Segmentation, oversegment
 from unscene3d.scene import Scene
 from unscene3d.visualize import write_labels_ply
 
@@ -76,12 +75,23 @@ def oversegment_scans(
     counts = []
     for path, scene, output in zip(scans.paths, scans, outputs):
         with about(path):
-            segmentation = oversegment_scene(
-                scene, variant=variant, k_thresh=k_thresh, min_verts=min_verts, voxel_size=voxel_size
-            )
+            segmentation = _segment(scene, variant=variant, k_thresh=k_thresh, min_verts=min_verts,
+                                    voxel_size=voxel_size)
         write_labels_ply(coloured_path(output), scene, segmentation.labels)
         # A segment's id is the index of one of its vertices: in the file, that vertex has its input index.
         seg_ids = segmentation.seg_ids if scene.input_index is None else scene.input_index[segmentation.seg_ids]
         write_segs_json(output, scene.to_input(seg_ids, fill=-1), segs_id(path), segmentation.params)
         counts.append(segmentation.num_segments)
     return counts
+
+
+def _segment(scene: Scene, *, variant: str, k_thresh: float | None, min_verts: int | None,
+             voxel_size: float | None) -> Segmentation:
+    """:func:`~unscene3d.oversegment_points.oversegment_scene`, with the point-cloud module imported only for
+    clouds: it needs numba, whose start-up is most of a one-mesh run when the C kernels spare the mesh it."""
+    if scene.has_faces:
+        return oversegment(scene.vertices, scene.faces, scene.colors if variant == "unscene3d" else None,
+                           variant=variant, k_thresh=k_thresh, min_verts=min_verts)
+    from unscene3d.oversegment_points import oversegment_scene
+
+    return oversegment_scene(scene, variant=variant, k_thresh=k_thresh, min_verts=min_verts, voxel_size=voxel_size)

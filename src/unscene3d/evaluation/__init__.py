@@ -1,4 +1,8 @@
-"""Class-agnostic 3D instance segmentation AP (AP, AP50, AP25) by the ScanNet benchmark procedure."""
+"""Class-agnostic 3D instance segmentation AP (AP, AP50, AP25) by the ScanNet benchmark procedure.
+
+Every AP figure here is in percent (0-100), as the command prints it and papers report it; precision and
+recall (the curves) are fractions.
+"""
 
 from unscene3d.evaluation.ap import (
     ap_per_threshold,

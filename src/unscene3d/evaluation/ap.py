@@ -29,12 +29,12 @@ from unscene3d.evaluation.matching import (
 from unscene3d.evaluation.result import EvaluationResult
 from unscene3d.instances import Instances
 from unscene3d.io.benchmark import (
-    list_gt_scenes,
     list_prediction_scenes,
     read_gt_txt,
     read_prediction_mask_paths,
     read_predictions,
 )
+from unscene3d.io.ground_truth import GroundTruthFiles
 from unscene3d.protocols import PROTOCOLS, Protocol
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def precision_recall_curve(
 
 
 def average_precision(is_true: np.ndarray, scores: np.ndarray, hard_false_negatives: int) -> float:
-    """Area under the benchmark's precision/recall curve (:func:`precision_recall_curve`).
+    """Area under the benchmark's precision/recall curve (:func:`precision_recall_curve`), in percent.
 
     Each point's precision is weighted by half the recall gap between its two neighbours, the first
     point's left neighbour being itself.
@@ -75,7 +75,7 @@ def average_precision(is_true: np.ndarray, scores: np.ndarray, hard_false_negati
     precision, recall = precision_recall_curve(is_true, scores, hard_false_negatives)
     padded = np.concatenate([recall[:1], recall, [0.0]])
     step_widths = 0.5 * (padded[:-2] - padded[2:])
-    return float(np.dot(precision, step_widths))
+    return 100 * float(np.dot(precision, step_widths))
 
 
 def _pooled(scenes: Sequence[SceneMatches], threshold_index: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -106,7 +106,7 @@ def pooled_curves(scenes: Sequence[SceneMatches]) -> dict[float, tuple[np.ndarra
 
 
 def ap_per_threshold(scenes: Sequence[SceneMatches]) -> dict[float, float]:
-    """Pooled AP at each IoU threshold of ``ALL_THRESHOLDS`` (nan where no ground truth counts)."""
+    """Pooled AP (percent) at each IoU threshold of ``ALL_THRESHOLDS`` (nan where no ground truth counts)."""
     return {threshold: _pooled_ap(scenes, index) for index, threshold in enumerate(ALL_THRESHOLDS)}
 
 
@@ -202,24 +202,23 @@ def match_dirs(
     min_region_size: int = MIN_REGION_SIZE,
 ) -> dict[str, SceneMatches]:
     """:func:`match_scenes` for benchmark-format predictions ``<pred_dir>/<scene>.txt`` against
-    ``<gt_dir>/<scene>.txt``.
+    ``<gt_dir>/<scene>.txt``, or scan folders' own ``instance_gt/<scene>.txt``
+    (:class:`~unscene3d.io.ground_truth.GroundTruthFiles`).
 
     ``scenes`` defaults to every scene listed in ``pred_dir`` and, unless ``predicted_only``, every
     scene of ``gt_dir`` too: a ground-truth scene without predictions counts as all missed (with a
     warning), as on the benchmark, rather than dropping out of the figures.
     """
-    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    if not gt_dir.is_dir():
-        raise InputError(gt_dir, "ground-truth folder not found")
+    pred_dir = Path(pred_dir)
+    truth = GroundTruthFiles.find(gt_dir)
     names = list_prediction_scenes(pred_dir) if scenes is None else list(scenes)
     if not names:
         raise InputError(pred_dir, "no prediction files (<scene>.txt) to evaluate")
     for name in names:
         if not (pred_dir / f"{name}.txt").is_file():
             raise InputError(pred_dir / f"{name}.txt", f"prediction file not found for scene {name}")
-        if not (gt_dir / f"{name}.txt").is_file():
-            raise InputError(gt_dir / f"{name}.txt", f"no ground truth for scene {name} (predicted in {pred_dir})")
-    unpredicted = [] if scenes is not None or predicted_only else sorted(set(list_gt_scenes(gt_dir)) - set(names))
+        truth.path(name, pred_dir)
+    unpredicted = [] if scenes is not None or predicted_only else sorted(set(truth.files) - set(names))
     if unpredicted:
         log.warning("%s: %d ground-truth scenes have no predictions in %s (e.g. %s); they count as missed "
                     "(--predicted-only scores only the predicted scenes)", gt_dir, len(unpredicted), pred_dir,
@@ -227,14 +226,14 @@ def match_dirs(
 
     def items() -> Iterable[SceneItem]:
         for name in names:
-            gt_path = gt_dir / f"{name}.txt"
+            gt_path = truth.path(name, pred_dir)
             masks, _, scores = read_predictions(pred_dir, name, None)
             gt = read_gt_txt(gt_path)
             if len(masks) and masks.shape[1] != len(gt):
                 _blame_length_mismatch(pred_dir, name, masks, gt_path, len(gt))
             yield name, Instances(masks.reshape(len(masks), len(gt)), scores), gt
         for name in unpredicted:
-            gt = read_gt_txt(gt_dir / f"{name}.txt")
+            gt = read_gt_txt(truth.files[name])
             yield name, Instances.empty(len(gt)), gt
 
     return match_scenes(items(), protocol=protocol, min_region_size=min_region_size)

@@ -87,10 +87,10 @@ def _ap_per_iou_png(aps: Mapping[float, float], mean_ap: float) -> bytes:
     figure = Figure(figsize=(4.8, 3.8), dpi=100, layout="constrained")
     axes = figure.subplots()
     thresholds = sorted(aps)
-    values = [100 * aps[t] if not math.isnan(aps[t]) else np.nan for t in thresholds]
+    values = [aps[t] if not math.isnan(aps[t]) else np.nan for t in thresholds]
     axes.plot(thresholds, values, marker="o", linewidth=1.2)
     if not math.isnan(mean_ap):
-        axes.axhline(100 * mean_ap, linestyle="--", linewidth=1, color="grey",
+        axes.axhline(mean_ap, linestyle="--", linewidth=1, color="grey",
                      label=f"AP (mean over 0.50-0.90) {format_percent(mean_ap)} %")
         axes.legend(loc="upper right", fontsize=8)
     axes.set(xlim=(0.2, 0.95), ylim=(0, 100), xlabel="IoU threshold", ylabel="AP (%)", title="AP per IoU threshold")

@@ -1,7 +1,7 @@
 """The evaluation's result: overall and per-scene AP figures, as JSON and as a plain-text table.
 
-Both the table and the JSON give percent (the unit of the benchmark's tables and of papers); the
-:class:`EvaluationResult` itself holds fractions.
+Figures are in percent everywhere: in :class:`EvaluationResult`, its JSON and its table (the unit of the
+benchmark's tables and of papers).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ FIGURES = ("AP", "AP50", "AP25")
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Class-agnostic AP / AP50 / AP25 as fractions in [0, 1]; nan where undefined (no ground truth).
+    """Class-agnostic AP / AP50 / AP25 in percent (0-100); nan where undefined (no ground truth).
 
     ``overall`` pools every scene's matches as the benchmark does; ``per_scene`` evaluates each scene
     alone (keys in evaluation order).
@@ -25,8 +25,8 @@ class EvaluationResult:
     protocol: str = "scannet"
 
     def to_json(self) -> dict:
-        """``{"units": "percent", "protocol", "AP", "AP50", "AP25", "per_scene": {scene: {...}}}`` in percent
-        (rounded to 1e-4); nan becomes None (valid JSON)."""
+        """``{"units": "percent", "protocol", "AP", "AP50", "AP25", "per_scene": {scene: {...}}}`` (rounded to
+        1e-4 percent); nan becomes None (valid JSON)."""
         return {
             "units": "percent",
             "protocol": self.protocol,
@@ -36,13 +36,13 @@ class EvaluationResult:
 
 
 def percent_figures(figures: dict[str, float]) -> dict[str, float | None]:
-    """Fractions to percent for JSON (rounded to 1e-4 percent); nan becomes None."""
-    return {key: None if math.isnan(value) else round(100 * value, 4) for key, value in figures.items()}
+    """Figures (percent) for JSON, rounded to 1e-4 percent; nan becomes None."""
+    return {key: None if math.isnan(value) else round(value, 4) for key, value in figures.items()}
 
 
 def format_percent(value: float) -> str:
-    """A fraction as percent with one decimal, as the tables show it; n/a for nan."""
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+    """A figure (percent) with one decimal, as the tables show it; n/a for nan."""
+    return "n/a" if math.isnan(value) else f"{value:.1f}"
 
 
 def format_table(result: EvaluationResult, per_scene: bool = False) -> str:

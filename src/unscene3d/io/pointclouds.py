@@ -23,7 +23,10 @@ an object is NYU40 label :data:`OBJECT_LABEL` (39, "otherfurniture": the catch-a
 from __future__ import annotations
 
 import logging
+import math
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +44,10 @@ TRIMESH_SUFFIXES = (".obj", ".off", ".glb", ".gltf", ".stl")
 _PCD_TYPES = {("F", 4): "f4", ("F", 8): "f8", ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4", ("U", 8): "u8",
               ("I", 1): "i1", ("I", 2): "i2", ("I", 4): "i4", ("I", 8): "i8"}  # fmt: skip
 _PCD_ENCODINGS = ("ascii", "binary", "binary_compressed")
+# Fields read here, each one value per point; other fields (descriptors such as PCL's fpfh COUNT 33) are ignored.
+_PCD_SCALAR_FIELDS = ("x", "y", "z", "rgb", "rgba", "normal_x", "normal_y", "normal_z", "label")
+_DEFLATE_MAX_RATIO = 1032
+_LAS_CHUNK_POINTS = 1_000_000
 _NPZ_KEYS = {
     "points": ("coord", "points", "xyz"), "colors": ("color", "colors", "rgb"), "normals": ("normal", "normals")
 }
@@ -69,6 +76,7 @@ def read_point_file(path: Path) -> RawScan:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise InputError(path, "no such file" if not path.exists() else "not a file")
+    _check_content_matches_suffix(path, suffix)
     if suffix == ".pcd":
         return read_pcd(path)
     if suffix in (".las", ".laz"):
@@ -78,6 +86,28 @@ def read_point_file(path: Path) -> RawScan:
     if suffix in TRIMESH_SUFFIXES:
         return read_trimesh(path)
     raise InputError(path, f"unsupported file type {suffix!r}")
+
+
+# A file's first bytes, for the formats that have a signature: (bytes, format name, its suffixes).
+_SIGNATURES = (
+    (b"ply\n", "PLY", (".ply",)),
+    (b"ply\r", "PLY", (".ply",)),
+    (b"LASF", "LAS/LAZ", (".las", ".laz")),
+    (b"\x93NUMPY", "NPY", (".npy",)),
+    (b"PK\x03\x04", "NPZ (zip)", (".npz",)),
+    (b"glTF", "GLB", (".glb",)),
+)
+
+
+def _check_content_matches_suffix(path: Path, suffix: str) -> None:
+    """A file whose content is plainly another format than its suffix says (a PLY renamed .obj) is named as
+    what it is, instead of failing in the wrong reader with a misleading message."""
+    with open(path, "rb") as stream:
+        start = stream.read(8)
+    for signature, name, suffixes in _SIGNATURES:
+        if start.startswith(signature) and suffix not in suffixes:
+            raise InputError(path, f"the content is a {name} file, not {suffix[1:].upper()}: rename it to "
+                                   f"{suffixes[0]}")
 
 
 def mosd_ground_truth(labels: np.ndarray) -> np.ndarray:
@@ -135,6 +165,10 @@ def _pcd_layout(path: Path, header: dict[str, list[str]]) -> tuple[np.dtype, int
     missing = [axis for axis in "xyz" if axis not in fields]
     if missing:
         raise InputError(path, f"PCD has no {'/'.join(missing)} field (fields: {' '.join(fields)})")
+    for name, count in zip(fields, counts):
+        if name in _PCD_SCALAR_FIELDS and count != 1:
+            raise InputError(path, f"PCD field {name!r} has COUNT {count}, but it holds one value per point "
+                                   "(COUNT 1)")
     if points != width * height or points < 0:
         raise InputError(path, f"PCD header says {points} points but WIDTH x HEIGHT is {width} x {height}")
     encoding = header["DATA"][0].lower() if header["DATA"] else ""
@@ -159,12 +193,10 @@ def _pcd_body(path: Path, body: bytes, dtype: np.dtype, points: int, encoding: s
             raise InputError(path, f"PCD ascii rows must hold {len(dtype)} values")
         records = np.empty(points, dtype)
         for column, name in enumerate(dtype.names):
-            records[name] = table[:, column]
+            records[name] = _ascii_column(path, name, table[:, column], dtype[name])
         return records
     if encoding == "binary":
-        if len(body) < points * dtype.itemsize:
-            raise InputError(path, f"PCD body holds {len(body)} bytes, {points} points need "
-                                   f"{points * dtype.itemsize} (truncated?)")
+        _check_binary_size(path, len(body), points, dtype)
         return np.frombuffer(body, dtype, count=points)
     # binary_compressed: sizes, then LZF-compressed columns (all of field 1, then all of field 2, ...).
     import lzf
@@ -189,6 +221,43 @@ def _pcd_body(path: Path, body: bytes, dtype: np.dtype, points: int, encoding: s
         records[name] = np.frombuffer(unpacked, column, count=points, offset=offset)
         offset += column.itemsize * points
     return records
+
+
+def _ascii_column(path: Path, name: str, values: np.ndarray, kind: np.dtype) -> np.ndarray:
+    """An ascii column (parsed as float64) in its declared type; a value the type cannot hold is an error,
+    not an infinity or a wrapped integer."""
+    finite = np.isfinite(values)
+    if kind.kind == "f":
+        too_large = finite & (np.abs(values) > np.finfo(kind).max)
+        if too_large.any():
+            row = int(np.flatnonzero(too_large)[0])
+            raise InputError(path, f"PCD field {name!r} row {row + 1}: {values[row]:g} does not fit its type "
+                                   f"{kind.name} (declare it F 8, or fix the value)")
+        return values.astype(kind)
+    info = np.iinfo(kind)
+    bad = ~finite | (values != np.round(values)) | (values < info.min) | (values > info.max)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(path, f"PCD field {name!r} row {row + 1}: {values[row]:g} is not a whole number in "
+                               f"{info.min}..{info.max} (its type {kind.name})")
+    return values.astype(kind)
+
+
+def _check_binary_size(path: Path, size: int, points: int, dtype: np.dtype) -> None:
+    """A binary body holds exactly the header's records: more bytes mean the header describes another body."""
+    needed = points * dtype.itemsize
+    if size < needed:
+        raise InputError(path, f"PCD body holds {size} bytes, {points} points need {needed} (truncated?)")
+    if size == needed:
+        return
+    fields = " ".join(name for name in dtype.names)
+    if points and size % points == 0:
+        raise InputError(path, f"PCD body holds {size // points} bytes per point, but the header's fields ({fields}) "
+                               f"take {dtype.itemsize}: the header lists fewer fields (or smaller sizes) than the "
+                               "body holds")
+    extra = size - needed
+    raise InputError(path, f"PCD body holds {extra} byte{'s' * (extra > 1)} after the {points} points the header "
+                           "describes (a wrong POINTS count, or data appended to the file?)")
 
 
 def _packed_rgb(values: np.ndarray) -> np.ndarray:
@@ -243,21 +312,70 @@ def _pcd_viewpoint(path: Path, values: list[str]) -> list[float]:
 
 
 def read_las(path: str | Path) -> RawScan:
-    """Read a LAS or LAZ file with laspy (LAZ through the lazrs backend)."""
+    """Read a LAS or LAZ file with laspy (LAZ through the lazrs backend).
+
+    The header's point count is checked against the file before any point is read (an uncompressed body
+    must hold count x record size bytes), and points are read in chunks, so a header that lies costs no more
+    memory than the points the file really holds.
+    """
     import laspy
 
     path = Path(path)
-    try:
-        las = laspy.read(path)
-        points = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1).astype(np.float64)
-    except (laspy.errors.LaspyException, ValueError, OSError, EOFError, RuntimeError) as error:  # lazrs: RuntimeError
-        raise InputError(path, f"not a readable LAS/LAZ file (truncated?): {_one_line(error)}") from None
+    unreadable = (laspy.errors.LaspyException, ValueError, OSError, EOFError, RuntimeError)  # lazrs: RuntimeError
+    chunks = []
+    # laspy logs a failed read before raising; the error below says it once.
+    with _logger_silenced("laspy"):
+        try:
+            reader = laspy.open(path)
+        except unreadable as error:
+            raise InputError(path, f"not a readable LAS/LAZ file: {_one_line(error)}") from None
+        with reader:
+            header = reader.header
+            declared = int(header.point_count)
+            if not header.are_points_compressed:
+                _check_las_body(path, declared, int(header.offset_to_point_data), header.point_format.size)
+            try:
+                for chunk in reader.chunk_iterator(_LAS_CHUNK_POINTS):
+                    chunks.append(chunk)
+            except unreadable as error:
+                raise InputError(path, f"the point data breaks off after {sum(map(len, chunks)):,} of the "
+                                       f"{declared:,} points the header declares (truncated?): {_one_line(error)}") \
+                    from None
+    read = sum(len(chunk) for chunk in chunks)
+    if read < declared:
+        raise InputError(path, f"holds {read:,} of the {declared:,} points its header declares: the point data is "
+                               "truncated")
+    points = np.concatenate([np.stack([chunk.x, chunk.y, chunk.z], axis=1) for chunk in chunks]) if chunks \
+        else np.zeros((0, 3))
     colors = None
-    if {"red", "green", "blue"} <= set(las.point_format.dimension_names):
-        rgb = np.stack([np.asarray(las.red), np.asarray(las.green), np.asarray(las.blue)], axis=1)
+    if {"red", "green", "blue"} <= set(header.point_format.dimension_names) and chunks:
+        rgb = np.concatenate([np.stack([chunk.red, chunk.green, chunk.blue], axis=1) for chunk in chunks])
         # LAS colour is 16-bit by the specification, but many writers store 0..255.
         colors = (rgb >> 8 if rgb.max(initial=0) > 255 else rgb).astype(np.uint8)
-    return RawScan(points, colors=colors, up="z", up_reason="LAS coordinates are z up")
+    return RawScan(points.astype(np.float64), colors=colors, up="z", up_reason="LAS coordinates are z up")
+
+
+@contextmanager
+def _logger_silenced(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)  # its children (laspy.lasreader) inherit the level
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _check_las_body(path: Path, declared: int, offset: int, record_size: int) -> None:
+    available = max(path.stat().st_size - offset, 0)
+    needed = declared * record_size
+    if available >= needed:
+        return  # anything after the points (extended VLRs, waveforms) is allowed by the format
+    if available == 0:
+        raise InputError(path, f"the header declares {declared:,} points, but the file ends after its header: the "
+                               "point data is missing")
+    raise InputError(path, f"the header declares {declared:,} points ({needed:,} bytes), but the file holds "
+                           f"{available:,} bytes of point data ({available // record_size:,} points): truncated")
 
 
 def read_trimesh(path: str | Path) -> RawScan:
@@ -278,7 +396,8 @@ def read_trimesh(path: str | Path) -> RawScan:
         elif clouds:
             loaded = trimesh.PointCloud(np.vstack([cloud.vertices for cloud in clouds]))
         else:
-            raise InputError(path, "the file holds no geometry")
+            raise InputError(path, f"the file holds no geometry (no vertices that the {path.suffix[1:].upper()} "
+                                   "reader recognises)")
     points = np.asarray(loaded.vertices, dtype=np.float64)
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     colors = _trimesh_colors(loaded, len(points))
@@ -306,12 +425,16 @@ def read_numpy(path: str | Path) -> RawScan:
     """Read an ``.npy`` (N x 3 or N x 6) or ``.npz`` point array (module docstring)."""
     path = Path(path)
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            arrays = {"": loaded}
-        else:
-            with loaded:
-                arrays = {key: np.asarray(loaded[key]) for key in loaded.files}
+        check_numpy_headers(path)
+        with open(path, "rb") as stream:  # np.load leaves its own handle open when a zip is corrupt
+            loaded = np.load(stream, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                arrays = {"": loaded}
+            else:
+                with loaded:
+                    arrays = {key: np.asarray(loaded[key]) for key in loaded.files}
+    except InputError:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(path, f"not a readable numpy file: {_one_line(error)}") from None
     if not arrays:
@@ -330,7 +453,42 @@ def read_numpy(path: str | Path) -> RawScan:
     return scan
 
 
+def check_numpy_headers(path: Path) -> None:
+    """Each array's header against the bytes the file holds for it, before numpy allocates what the header
+    claims (a corrupt header asking for 10^12 points must not become a MemoryError)."""
+    if path.suffix.lower() == ".npz":
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if member.filename.endswith(".npy"):
+                    # The directory's size can lie too; a stored member holds its compressed bytes, and deflate
+                    # expands at most about 1032-fold.
+                    stored = member.compress_type == zipfile.ZIP_STORED
+                    size = min(member.file_size, member.compress_size * (1 if stored else _DEFLATE_MAX_RATIO))
+                    with archive.open(member) as stream:
+                        _check_npy_header(path, stream, size, f" ({member.filename})")
+        return
+    with open(path, "rb") as stream:
+        _check_npy_header(path, stream, path.stat().st_size, "")
+
+
+def _check_npy_header(path: Path, stream, size: int, where: str) -> None:
+    fmt = np.lib.format
+    version = fmt.read_magic(stream)
+    # Version 3 differs from 2 only in its header's text encoding (UTF-8), which numbers never need.
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise InputError(path, f"the array{where} holds Python objects, not numbers")
+    needed = math.prod(shape) * dtype.itemsize
+    available = size - stream.tell()
+    if needed > available:
+        raise InputError(path, f"the header{where} declares a {dtype} array of shape {shape} ({needed:,} bytes), but "
+                               f"the file holds {max(available, 0):,} bytes of data (truncated, or a corrupt header)")
+
+
 def _table_scan(path: Path, table: np.ndarray) -> RawScan:
+    if np.iscomplexobj(table):
+        raise InputError(path, f"holds complex numbers ({table.dtype}); coordinates and colours must be real")
     if table.ndim != 2 or table.shape[1] not in (3, 6) or not np.issubdtype(table.dtype, np.number):
         raise InputError(path, f"expected an (N, 3) or (N, 6) numeric array (x y z [r g b]), got {table.dtype} "
                                f"{table.shape}")
@@ -342,6 +500,8 @@ def _table_scan(path: Path, table: np.ndarray) -> RawScan:
 
 def float_rows(path: Path, values: np.ndarray, count: int, what: str) -> np.ndarray:
     values = np.asarray(values)
+    if np.iscomplexobj(values):
+        raise InputError(path, f"{what} hold complex numbers ({values.dtype}); they must be real")
     if values.shape != (count, 3) or not np.issubdtype(values.dtype, np.number):
         raise InputError(path, f"{what} must be a numeric ({count}, 3) array, got {values.dtype} {values.shape}")
     return values.astype(np.float32)

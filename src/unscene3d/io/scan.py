@@ -34,7 +34,6 @@ from unscene3d.io.scannet import (
     load_scannet_scene,
     scene_axis_alignment,
 )
-from unscene3d.normals import check_cloud
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,7 @@ _LARGE_EXTENT = 500.0
 # grids; beyond this magnitude products of coordinates overflow float32 and voxel indices stop fitting.
 # It leaves room for any scan in metres or millimetres.
 MAX_COORDINATE = 1e6
+_FACE_CHUNK = 4096
 
 
 def load_scan(
@@ -119,6 +119,22 @@ def _check_geometry(source: Path, scene: Scene) -> None:
             f"|{'xyz'[axis]}| reaches {largest[axis]:.3g}, beyond the supported {MAX_COORDINATE:.0e} (stages compute "
             "in float32 on centimetre voxels): an outlier vertex, or units far too small?",
         )
+    if scene.has_faces:
+        _check_surface(source, scene.vertices, scene.faces)
+
+
+def _check_surface(source: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """A mesh must have some surface: with every face of zero area there are no normals, and the
+    oversegmentation's edge weights would be meaningless (1,600 copies of one vertex gave 17 "segments")."""
+    if not np.ptp(vertices, axis=0).any():
+        raise InputError(source, f"all {len(vertices)} vertices are at the same position: the mesh has no shape")
+    for start in range(0, len(faces), _FACE_CHUNK):  # a real mesh answers in its first chunk
+        corners = vertices[faces[start : start + _FACE_CHUNK]].astype(np.float32)  # the oversegmentation's float32
+        normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        if ((normals * normals).sum(axis=1) > 0).any():  # the length the oversegmentation computes
+            return
+    raise InputError(source, f"none of its {len(faces)} faces has an area (collinear or repeated vertices): the "
+                             "mesh has no surface")
 
 
 def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -298,6 +314,8 @@ def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale
     if not is_cloud and not keep.all():
         raise InputError(source, f"{int((~keep).sum())} mesh vertices have NaN or infinite coordinates")
     if is_cloud and count:  # an empty scan is reported by _check_geometry
+        from unscene3d.normals import check_cloud  # numba: a mesh's commands need not start it
+
         if not keep.any():
             raise InputError(source, f"none of the {count} points has coordinates (all NaN or infinite)")
         check_cloud(raw.points[keep], source)

@@ -313,7 +313,8 @@ def read_pseudo_masks(path: str | Path) -> PseudoMasks:
     """Read a ``<scene>.npz`` written by :func:`write_pseudo_masks`."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # The file is opened here: np.load leaves its own handle open when the zip is corrupt.
+        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
             labels = data["segment_labels"].astype(np.int64)
             masks = data["segment_masks"].astype(bool)
             scores = data["scores"].astype(np.float64)

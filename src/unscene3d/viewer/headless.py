@@ -51,8 +51,11 @@ class OpenPage:
 
 
 @contextmanager
-def open_page(path: str | Path, *, width: int = 1100, height: int = 700, timeout_s: float = 60) -> Iterator[OpenPage]:
-    """Open a viewer page and wait for its first frame; yields the page and what went wrong on it."""
+def open_page(
+    path: str | Path, *, width: int = 1100, height: int = 700, timeout_s: float = 60, fragment: str = ""
+) -> Iterator[OpenPage]:
+    """Open a viewer page (with ``fragment``, e.g. ``#layer=segments``, after its address) and wait for its first
+    frame; yields the page and what went wrong on it."""
     from playwright.sync_api import sync_playwright
 
     executable, reason = find_chromium()
@@ -68,7 +71,7 @@ def open_page(path: str | Path, *, width: int = 1100, height: int = 700, timeout
             opened = OpenPage(page)
             page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
             page.on("pageerror", lambda error: opened.errors.append(str(error)))
-            page.goto(Path(path).resolve().as_uri())
+            page.goto(Path(path).resolve().as_uri() + fragment)
             page.wait_for_function("window.viewerFirstRenderMs !== undefined", timeout=timeout_s * 1000)
             opened.first_render_ms = float(page.evaluate("window.viewerFirstRenderMs"))
             yield opened

@@ -43,12 +43,17 @@ class LegendEntry:
     muted: bool = False  # shown greyed: ground truth that does not count under the protocol
 
 
+# What a layer shows; the page opens on the last prediction layer (or the first layer without one).
+LAYER_KINDS = ("input", "segments", "ground truth", "prediction")
+
+
 @dataclass
 class Layer:
     """Either ``rgb`` (per displayed point) or ``labels`` (per displayed point, -1 none) with a palette."""
 
     name: str
     summary: str
+    kind: str = "input"  # one of LAYER_KINDS
     rgb: np.ndarray | None = None
     labels: np.ndarray | None = None
     palette: np.ndarray | None = None  # (K, 3) uint8: colour of label k
@@ -103,7 +108,7 @@ def build_scene_view(
     layers = [_input_layer(scene, shown)]
     if segments is not None:
         count = int(segments.max()) + 1 if len(segments) else 0
-        layers.append(_label_layer("segments", f"{count:,} segments", segments[shown], count, []))
+        layers.append(_label_layer("segments", f"{count:,} segments", segments[shown], count, [], kind="segments"))
     if scene.gt is not None:
         layers.append(_gt_layer(scene.gt, shown, protocol))
     for prediction in predictions:
@@ -129,8 +134,20 @@ def _input_layer(scene: Scene, shown: np.ndarray) -> Layer:
     return Layer("height", "the scan has no colours: coloured by height", rgb=rgb)
 
 
-def _label_layer(name: str, summary: str, labels: np.ndarray, count: int, legend: list[LegendEntry]) -> Layer:
-    return Layer(name, summary, labels=labels, palette=label_colors(np.arange(count)), legend=legend)
+def _label_layer(
+    name: str, summary: str, labels: np.ndarray, count: int, legend: list[LegendEntry], *, kind: str
+) -> Layer:
+    return Layer(name, summary, kind=kind, labels=labels, palette=label_colors(np.arange(count)), legend=legend)
+
+
+def layer_keys(name: str) -> list[str]:
+    """The names a layer answers to in ``view --layer`` and the page's ``#layer=``, lower case: its name, each
+    set it merges ("a = b"), and each path suffix of those ("predictions/round_4", "round_4")."""
+    keys = [name.lower()]
+    for alias in name.lower().split(" = "):
+        parts = alias.split("/")
+        keys += ["/".join(parts[start:]) for start in range(len(parts))]
+    return list(dict.fromkeys(keys))
 
 
 def _gt_layer(gt: np.ndarray, shown: np.ndarray, protocol: str) -> Layer:
@@ -145,7 +162,7 @@ def _gt_layer(gt: np.ndarray, shown: np.ndarray, protocol: str) -> Layer:
         reason = "" if counts else (" · not counted: under 100 points" if size < MIN_REGION_SIZE else " · void")
         legend.append(LegendEntry(k, f"{_class_name(label)} · id {gt_id} · {size:,} pts{reason}", not counts))
     summary = f"{len(legend)} instances, {int(counted[is_instance].sum())} counted by the {protocol} protocol"
-    return _label_layer("ground truth", summary, labels[shown], len(legend), legend)
+    return _label_layer("ground truth", summary, labels[shown], len(legend), legend, kind="ground truth")
 
 
 def _class_name(label: int) -> str:
@@ -166,7 +183,7 @@ def _prediction_layer(scene: Scene, prediction: PredictionLayer, shown: np.ndarr
     if scene.gt is not None:
         figures = evaluate_scenes([(scene.name, instances, scene.gt)], protocol=protocol).overall
         summary += " · " + " · ".join(f"{key} {format_percent(figures[key])}" for key in ("AP", "AP50", "AP25"))
-    return _label_layer(prediction.name, summary, labels[shown], len(scores), legend)
+    return _label_layer(prediction.name, summary, labels[shown], len(scores), legend, kind="prediction")
 
 
 def _point_spacing(positions: np.ndarray) -> float:

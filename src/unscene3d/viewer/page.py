@@ -24,10 +24,18 @@ from unscene3d.evaluation import get_protocol
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import read_gt_txt, read_predictions
+from unscene3d.io.ground_truth import GroundTruthFiles
 from unscene3d.io.scan import load_scan
 from unscene3d.pseudo.pipeline import read_pseudo_masks, segment_scene
 from unscene3d.viewer.discover import Inputs, find_inputs
-from unscene3d.viewer.layers import DEFAULT_MAX_POINTS, Layer, PredictionLayer, SceneView, build_scene_view
+from unscene3d.viewer.layers import (
+    DEFAULT_MAX_POINTS,
+    Layer,
+    PredictionLayer,
+    SceneView,
+    build_scene_view,
+    layer_keys,
+)
 from unscene3d.visualize import UNLABELED_COLOR
 
 log = logging.getLogger(__name__)
@@ -61,38 +69,43 @@ def write_page(
     protocol: str = "scannet",
     max_points: int = DEFAULT_MAX_POINTS,
     title: str | None = None,
+    layer: str | None = None,
 ) -> PageSummary:
     """Write the viewer page of everything found under ``paths`` (scans, prediction sets, ground truth:
     :mod:`unscene3d.viewer.discover`) to ``out_html``, atomically.
 
-    ``gt_dir``: a folder of ``<scene>.txt`` ground truth, used before any found under ``paths``.
+    ``gt_dir``: a folder of ``<scene>.txt`` ground truth, or scan folders with their own ``instance_gt/``
+    (:class:`~unscene3d.io.ground_truth.GroundTruthFiles`), used before any found under ``paths``.
     ``protocol``: which ground-truth instances count for the AP lines (``unscene3d.evaluation.PROTOCOLS``).
+    ``layer``: the layer the page shows first, by name or a path suffix of it (``round_4``); by default the
+    last prediction set. The page's URL fragment ``#layer=NAME`` chooses too, and wins.
 
     Raises:
         InputError: a path is missing or holds nothing to show, a scan of a prediction set cannot be
-            found (:class:`~unscene3d.viewer.discover.ScanNotFound`), or a file is malformed.
+            found (:class:`~unscene3d.viewer.discover.ScanNotFound`), a file is malformed, or no scene has
+            a layer named ``layer``.
     """
     get_protocol(protocol)  # a bad name fails before any work
-    if gt_dir is not None and not Path(gt_dir).is_dir():
-        raise InputError(gt_dir, "ground-truth folder not found")
+    given_gt = GroundTruthFiles.find(gt_dir).files if gt_dir is not None else {}
     inputs = find_inputs(paths)
-    views = [_scene_view(inputs, name, gt_dir, protocol, max_points) for name in inputs.scenes()]
+    views = [_scene_view(inputs, name, given_gt.get(name), protocol, max_points) for name in inputs.scenes()]
     out_html = Path(out_html)
     for view in views:  # a scan beside the page is named relative to it, so the page can move with it
         source = Path(view.source).resolve()
         if source.is_relative_to(out_html.parent.resolve()):
             view.source = source.relative_to(out_html.parent.resolve()).as_posix()
+    if layer is not None:
+        _check_layer_name(layer, views)
     title = title or (views[0].name if len(views) == 1 else f"{len(views)} scenes")
-    page = render_page(views, title=title, protocol=protocol)
+    page = render_page(views, title=title, protocol=protocol, layer=layer)
     atomic_write_text(out_html, page)
     return PageSummary(
         out_html, len(page.encode("utf-8")), tuple((v.name, len(v.layers), v.note) for v in views)
     )
 
 
-def _scene_view(inputs: Inputs, name: str, gt_dir: str | Path | None, protocol: str, max_points: int) -> SceneView:
-    gt_path = Path(gt_dir) / f"{name}.txt" if gt_dir is not None else None
-    given_gt = gt_path is not None and gt_path.is_file()
+def _scene_view(inputs: Inputs, name: str, gt_path: Path | None, protocol: str, max_points: int) -> SceneView:
+    given_gt = gt_path is not None
     # The scan's own ground truth (a ScanNet folder's) is shown unless --gt gives it.
     scene = load_scan(inputs.scan_for(name), load_frames=False, load_gt=not given_gt)
     scene.name = name  # a scan found by a pseudo-mask file's record may be named otherwise
@@ -133,14 +146,22 @@ def _pseudo_segments(npz: Path, num_vertices: int) -> np.ndarray:
     return labels
 
 
-def render_page(views: Sequence[SceneView], *, title: str, protocol: str) -> str:
-    """The page's HTML for these scenes."""
+def _check_layer_name(layer: str, views: Sequence[SceneView]) -> None:
+    names = list(dict.fromkeys(item.name for view in views for item in view.layers))
+    if not any(layer.lower() in layer_keys(name) for name in names):
+        raise InputError(None, f"--layer {layer!r}: no scene has a layer of that name; the layers are "
+                               f"{', '.join(names)}")
+
+
+def render_page(views: Sequence[SceneView], *, title: str, protocol: str, layer: str | None = None) -> str:
+    """The page's HTML for these scenes; ``layer``: the name of the layer to show first (see :func:`write_page`)."""
     if not views:
         raise ValueError("a page needs at least one scene")
     static = resources.files("unscene3d.viewer") / "static"
     config = {
         "unlabeled": UNLABELED_COLOR.tolist(),
         "units": f"AP / AP50 / AP25 in percent; {PROTOCOL_TEXT[protocol]}.",
+        "layer": layer,
     }
     scene_blocks = "\n".join(
         f'<script type="application/json" class="scene-data" data-name="{html.escape(view.name)}">'
@@ -194,7 +215,7 @@ def _scene_json(view: SceneView) -> dict:
 
 
 def _layer_json(layer: Layer) -> dict:
-    data: dict = {"name": layer.name, "summary": layer.summary}
+    data: dict = {"name": layer.name, "summary": layer.summary, "kind": layer.kind, "keys": layer_keys(layer.name)}
     if layer.rgb is not None:
         data["rgb"] = _b64(layer.rgb.astype(np.uint8))
         return data

@@ -172,9 +172,10 @@
     }
   }
 
-  function selectLayer(index) {
+  function selectLayer(index, chosen = true) {
     if (!current || index < 0 || index >= current.data.layers.length) return;
     current.layer = index;
+    if (chosen) rememberLayer(current.data.layers[index].name);
     pinned = null;
     hovered = null;
     const radio = ui.layers.querySelectorAll("input")[index];
@@ -221,6 +222,39 @@
     requestRender();
   }
 
+  // The layer the URL asks for (#layer=NAME), lower case; "" when it names none.
+  function layerInAddress() {
+    const match = /(?:^#|&)layer=([^&]*)/.exec(window.location.hash);
+    if (!match) return "";
+    try {
+      return decodeURIComponent(match[1].replace(/\+/g, " ")).toLowerCase();
+    } catch (error) {
+      return match[1].toLowerCase();
+    }
+  }
+
+  // The layer a scene opens on: the one the URL names, else the page's own choice (view --layer), where the
+  // scene has it (matched against each layer's keys: its name and the ends of it, lower case; layer_keys in
+  // viewer/layers.py); else the scene's last prediction set.
+  function firstLayer(layers) {
+    for (const asked of [layerInAddress(), config.layer ? config.layer.toLowerCase() : ""]) {
+      const named = asked ? layers.findIndex((layer) => (layer.keys || []).includes(asked)) : -1;
+      if (named >= 0) return named;
+    }
+    let last = 0;
+    layers.forEach((layer, index) => { if (layer.kind === "prediction") last = index; });
+    return last;
+  }
+
+  function rememberLayer(name) {
+    // The URL names the layer shown, so a reload, a bookmark or the next scene opens on it.
+    try {
+      window.history.replaceState(null, "", "#layer=" + encodeURIComponent(name));
+    } catch (error) {
+      // Some browsers refuse to change a file:// URL; the page works the same without it.
+    }
+  }
+
   function loadScene(index) {
     const data = JSON.parse(sceneBlocks[index].textContent);
     const quantised = new Uint16Array(decodeBase64(data.positions).buffer);
@@ -245,7 +279,7 @@
     material.size = pointSize();
     buildLayerList();
     resetView();
-    selectLayer(0);
+    selectLayer(firstLayer(data.layers), false);
   }
 
   function pick(event) {
@@ -280,6 +314,7 @@
     requestRender();
   });
   ui.scene.addEventListener("change", () => loadScene(Number(ui.scene.value)));
+  window.addEventListener("hashchange", () => selectLayer(firstLayer(current.data.layers), false));
   window.addEventListener("keydown", (event) => {
     // Keys are for the page except while typing (this page has no text fields) or choosing in a list.
     const typing = event.target instanceof HTMLInputElement && !["radio", "range"].includes(event.target.type);
