@@ -8,8 +8,8 @@ import pytest
 from unscene3d.oversegment_points import felzenszwalb_scales, oversegment_scene
 from unscene3d.proposals.candidates import ProposalConfig, majority_segments, propose
 from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
-from unscene3d.proposals.ranker import Ranker, RankerConfig, RankerNet, SelectionConfig, load_ranker, select_candidates
-from unscene3d.proposals.training import candidate_targets
+from unscene3d.proposals.ranker import Ranker, RankerConfig, SelectionConfig, load_ranker, select_candidates
+from unscene3d.proposals.training import RankerNet, candidate_targets
 from unscene3d.pseudo.pipeline import segment_scene
 from unscene3d.scene import Scene
 from unscene3d.segments import describe_segments
@@ -84,12 +84,18 @@ def test_candidates_and_features_of_a_room(room: Scene) -> None:
     assert candidate_targets(candidates.masks, segments.labels, room.gt).max() > 0.8
 
 
-def test_ranker_file_round_trip(tmp_path) -> None:
+def test_ranker_file_round_trip_and_numpy_matches_torch(tmp_path) -> None:
+    import torch
+
     config = RankerConfig(hidden=8, layers=1, ensemble=2)
-    nets = [RankerNet(len(FEATURE_NAMES), config) for _ in range(2)]
-    ranker = Ranker(nets, np.zeros(len(FEATURE_NAMES)), np.ones(len(FEATURE_NAMES)), config, info={"seed": 3})
+    nets = [RankerNet(len(FEATURE_NAMES), config).eval() for _ in range(2)]
+    mean, std = np.full(len(FEATURE_NAMES), 0.5), np.full(len(FEATURE_NAMES), 2.0)
+    ranker = Ranker([net.as_layers() for net in nets], mean, std, config, info={"seed": 3})
     ranker.save(tmp_path / "r.safetensors")
     loaded = load_ranker(tmp_path / "r.safetensors")
     features = np.random.default_rng(0).normal(size=(5, len(FEATURE_NAMES)))
-    assert np.allclose(loaded.score(features), ranker.score(features))
+    with torch.no_grad():
+        inputs = torch.from_numpy(((features - mean) / std).astype(np.float32))
+        expected = torch.stack([torch.sigmoid(net(inputs)) for net in nets]).mean(dim=0).numpy()
+    assert np.allclose(loaded.score(features), expected, atol=1e-6)
     assert loaded.info == {"seed": 3} and loaded.config == config

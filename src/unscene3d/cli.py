@@ -435,8 +435,12 @@ def pseudo_masks(
                              "by objectness; official: the paper's masked NCut on the full cosine graph."),
     structure: bool = typer.Option(True, "--structure/--no-structure", help="Keep floor, walls and ceiling out of "
                                    "the cuts (--ncut official --no-structure is the official algorithm)."),
-    source: str = typer.Option("ncut", help="ncut, or felzenszwalb: coarse Felzenszwalb segments as pseudo masks "
-                               "(the paper's Table 8 ablation)."),
+    source: str = typer.Option("auto", help="model: the shipped model of objects (candidates ranked by a network "
+                               "trained on generated scenes); ncut: the normalized cuts of the options above; "
+                               "felzenszwalb: coarse Felzenszwalb segments (the paper's Table 8 ablation); auto: ncut "
+                               "when an option of the cut is given, else model."),
+    ranker: Path = typer.Option(None, "--ranker", help="model: a ranker file (`unscene3d train-ranker`) instead of the "
+                                "shipped one."),
     tau: float = typer.Option(None, help="official: affinity threshold (default 0.55 3d, 0.65 both, 0.6 others)."),
     frame_step: int = typer.Option(20, "--frame-step", help="2d/both: use every n-th of the scan's frames."),
     isolate_masked: bool = typer.Option(False, "--isolate-masked", help="official: cut only the segments not yet "
@@ -470,7 +474,12 @@ def pseudo_masks(
         cut=ncut,
         structure=structure,
         source=source,
+        ranker=None if ranker is None else str(ranker),
     )
+    if options.resolved_source() == "model":
+        from unscene3d.proposals.ranker import load_ranker
+
+        load_ranker(ranker)  # a bad ranker file fails before any work
     paths = _scan_paths(scans)
     check_pseudo_mask_inputs(paths, options)
     remove_stale_temps(output)
@@ -583,30 +592,76 @@ def fit(
     typer.echo(f"masks of every round in {output / 'predictions'}" + (f"; open {result.page}" if result.page else ""))
 
 
+@app.command("train-ranker", cls=Command)
+@guarded
+def train_ranker(
+    output: Path = typer.Option(..., "--output", "-o", help="The ranker file to write (safetensors)."),
+    scenes: int = typer.Option(None, help="Generated training scenes (default: the shipped ranker's)."),
+    validation_scenes: int = typer.Option(None, "--validation-scenes", help="Generated scenes never trained on, "
+                                          "for the validation figures."),
+    epochs: int = typer.Option(None, help="Epochs per ensemble member."),
+    seed: int = typer.Option(None, help="Seed of the networks and of the order of the examples."),
+    cache: Path = typer.Option(None, help="Folder for the examples of each scene (default: OUTPUT.examples/); a "
+                               "re-run reuses them."),
+    workers: int = typer.Option(1, help="Scenes prepared in parallel (processes)."),
+) -> None:
+    """Train the model of objects: a ranker of candidate masks, on generated scenes whose labels come for free.
+    With no options it remakes the ranker shipped with the package."""
+    from dataclasses import replace
+
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.proposals.training import TrainingConfig
+    from unscene3d.proposals.training import train_ranker as run_training
+
+    for option, value in (("--scenes", scenes), ("--validation-scenes", validation_scenes), ("--epochs", epochs),
+                          ("--workers", workers)):
+        check_count(option, value)
+    check_count("--seed", seed, low=0)
+    check_output_file(output)
+    overrides = {"scenes": scenes, "validation_scenes": validation_scenes, "epochs": epochs, "seed": seed}
+    config = replace(TrainingConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    remove_stale_temps(output.parent, target=output)
+    ranker = run_training(output, config, cache=cache, workers=workers)
+    figures = ranker.info.get("validation") or {}
+    typer.echo(f"ranker -> {output}" + (f"; validation AP / AP50 / AP25 {figures['AP']:.1f} / {figures['AP50']:.1f} / "
+                                        f"{figures['AP25']:.1f} on generated scenes never trained on" if figures else ""))
+
+
 @app.command(cls=Command)
 @guarded
 def predict(
-    run: Path = typer.Argument(..., help="Self-training run folder (its last finished round), round folder or checkpoint."),
-    scans: list[Path] = typer.Argument(..., help="Scans: meshes, point clouds, scan folders, or folders of them."),
+    scans: list[Path] = typer.Argument(..., help="Scans: meshes, point clouds, scan folders, or folders of them. "
+                                       "(A self-training run given first is taken as --run.)"),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: benchmark txt, instance ids, coloured PLY."),
+    run: Path = typer.Option(None, "--run", help="Segment with a self-training run's model (a run folder: its last "
+                             "finished round, a round folder or a checkpoint) instead of the shipped model of objects."),
+    ranker: Path = typer.Option(None, "--ranker", help="Without --run: a ranker file (`unscene3d train-ranker`) instead "
+                                "of the one shipped with the package."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
 ) -> None:
-    """Segment new scans into instances with a self-trained model (colour optional, no frames needed).
-    Text outputs have one line per input point, in file order."""
+    """Segment scans into object instances: with the shipped model of objects (trained on generated scenes, no
+    labels), or with a self-trained run's model. Text outputs have one line per input point, in file order."""
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import CheckedScans, scan_names
-    from unscene3d.predict import predict_scans
+    from unscene3d.predict import is_model_path, predict_scans
+    from unscene3d.proposals.ranker import load_ranker
 
     check_device(device)
     check_number("--scale", scale, above=0)
     check_output_dir(output)
+    if run is None and len(scans) > 1 and is_model_path(scans[0]):
+        run, scans = scans[0], scans[1:]
+    if run is not None and ranker is not None:
+        raise InputError(None, "--ranker is for the model of objects; a --run brings its own model")
+    if run is None:
+        load_ranker(ranker)  # a bad ranker file fails before any work
     paths = _scan_paths(scans)
     scan_names(paths)
     CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, up=_up(up), scale=scale)
     remove_stale_temps(output)
-    written = predict_scans(run, paths, output, device=device, up=_up(up), scale=scale)
+    written = predict_scans(run, paths, output, ranker=ranker, device=device, up=_up(up), scale=scale)
     typer.echo(f"instances of {len(written)} scans -> {output}")
 
 

@@ -1,4 +1,5 @@
-"""Segment new scans with a self-trained model (geometry alone; colour optional, no frames needed).
+"""Segment new scans: with the shipped model of objects (no run needed), or with a self-trained run's model
+(geometry alone; colour optional, no frames needed).
 
 Per scan, into the output folder:
 
@@ -10,8 +11,10 @@ Per scan, into the output folder:
 The text files have one line per input point, in file order (a point without coordinates, such as a NaN
 row of an organized depth frame, is in no instance); the PLY holds the points with coordinates.
 
-Masks are voted over segments from the same oversegmentation the pseudo-mask stage uses
-(:func:`unscene3d.pseudo.pipeline.segment_scene`: colour-aware, or ScanNet's geometric one without colour).
+Masks are over segments from the same oversegmentation the pseudo-mask stage uses
+(:func:`unscene3d.pseudo.pipeline.segment_scene`: colour-aware, or ScanNet's geometric one without colour):
+the ranked candidates of the model of objects (:class:`RankerPredictor`, :mod:`unscene3d.proposals`), or a
+self-trained model's masks voted over them (:class:`Predictor`).
 """
 
 from __future__ import annotations
@@ -79,21 +82,43 @@ def write_instances(out_dir: str | Path, scene: Scene, prediction: Instances) ->
     return export_predictions(out_dir, scene.name, prediction.to_input(scene).masks, prediction.scores)
 
 
+class RankerPredictor:
+    """The model of objects (:mod:`unscene3d.proposals`): a scan's candidate masks ranked by the ranker file
+    ``ranker`` (None: the one shipped with the package), loaded once."""
+
+    def __init__(self, ranker: str | Path | None = None) -> None:
+        from unscene3d.proposals.ranker import load_ranker
+
+        self.ranker = load_ranker(ranker)
+
+    def predict(self, scene: Scene) -> Instances:
+        """Ranked instance masks over the scene's vertices, best first."""
+        from unscene3d.proposals.ranker import rank_candidates
+        from unscene3d.pseudo.pipeline import segment_scene
+
+        segmentation = segment_scene(scene)
+        segments = describe_segments(scene, segmentation.labels, segmentation.num_segments)
+        return rank_candidates(scene, segments, self.ranker).instances.over(segmentation.labels)
+
+
 def predict_scans(
-    run: str | Path,
+    run: str | Path | None,
     scans: Sequence[str | Path],
     out_dir: str | Path,
     *,
+    ranker: str | Path | None = None,
     device: str | torch.device | None = None,
     up: str | None = None,
     scale: float | None = None,
 ) -> list[Path]:
     """Load the model once and segment every scan (``expand_scan_paths`` rules; ``up``/``scale`` as in
-    :func:`~unscene3d.io.scan.load_scan`); returns the benchmark txts."""
+    :func:`~unscene3d.io.scan.load_scan`); returns the benchmark txts. The model is the ``run``'s (a run folder,
+    round folder or checkpoint), or with ``run`` None the model of objects (``ranker`` file, default the
+    shipped one)."""
     from unscene3d.io.scan import expand_scan_paths, load_scan
     from unscene3d.progress import progress_log
 
-    predictor = Predictor.load(run, device)
+    predictor = RankerPredictor(ranker) if run is None else Predictor.load(run, device)
     written = []
     for scan in progress_log(expand_scan_paths(scans), "predict"):
         scene = load_scan(scan, load_frames=False, up=up, scale=scale)

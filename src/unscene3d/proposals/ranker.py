@@ -2,7 +2,8 @@
 
 An ensemble of small MLPs reads each candidate's features (:mod:`unscene3d.proposals.features`, standardised
 with the training set's mean and spread) and predicts the IoU of the candidate with the object it covers best;
-the mean over the ensemble is the candidate's score. It is trained on generated scenes, whose instance labels
+the mean over the ensemble is the candidate's score. The networks are trained with torch and run with numpy
+(a few hundred candidates per scan: numpy needs no thread pool and no torch import). It is trained on generated scenes, whose instance labels
 come for free (:mod:`unscene3d.proposals.training`), so no human label is involved. The masks of a scan are
 then taken greedily by score, skipping any whose IoU with a mask already taken exceeds ``nms_iou``, up to
 ``max_masks`` with a score of at least ``min_score`` (AP rewards ranked recall, so many masks ranked well beat
@@ -22,10 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-from torch import nn
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
 from unscene3d.errors import InputError
 from unscene3d.instances import Instances
@@ -59,56 +58,46 @@ class SelectionConfig:
     min_score: float = 0.05
 
 
-class RankerNet(nn.Module):
-    """One member of the ensemble: standardised features -> the logit of the expected IoU."""
-
-    def __init__(self, num_features: int, config: RankerConfig) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = num_features
-        for _ in range(config.layers):
-            layers += [nn.Linear(width, config.hidden), nn.ReLU(), nn.Dropout(config.dropout)]
-            width = config.hidden
-        layers.append(nn.Linear(width, 1))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.layers(features).squeeze(-1)
+Layers = list[tuple[np.ndarray, np.ndarray]]  # one ensemble member: (weight (out, in), bias (out,)) per layer
 
 
 @dataclass
 class Ranker:
-    """The ensemble with its feature standardisation and settings (module docstring)."""
+    """The ensemble with its feature standardisation and settings (module docstring). ``members`` hold each MLP's
+    layers; every layer but the last is followed by a ReLU, the last gives the logit of the expected IoU."""
 
-    nets: list[RankerNet]
+    members: list[Layers]
     feature_mean: np.ndarray
     feature_std: np.ndarray
     config: RankerConfig = field(default_factory=RankerConfig)
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     info: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the file it was read from
 
-    def standardise(self, features: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(((features - self.feature_mean) / self.feature_std).astype(np.float32))
+    def standardise(self, features: np.ndarray) -> np.ndarray:
+        return ((np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_std).astype(np.float32)
 
-    @torch.no_grad()
     def score(self, features: np.ndarray) -> np.ndarray:
         """(K,) expected IoU of each candidate with the object it covers best (ensemble mean)."""
-        if len(features) == 0:
-            return np.zeros(0)
-        inputs = self.standardise(np.asarray(features, dtype=np.float64))
-        outputs = []
-        for net in self.nets:
-            net.eval()
-            outputs.append(torch.sigmoid(net(inputs)))
-        return torch.stack(outputs).mean(dim=0).double().numpy()
+        inputs = self.standardise(features)
+        total = np.zeros(len(inputs))
+        for layers in self.members:
+            hidden = inputs
+            for index, (weight, bias) in enumerate(layers):
+                hidden = hidden @ weight.T + bias
+                if index < len(layers) - 1:
+                    hidden = np.maximum(hidden, 0.0)
+            total += 1.0 / (1.0 + np.exp(-hidden[:, 0].astype(np.float64)))
+        return total / max(len(self.members), 1)
 
     def save(self, path: str | Path) -> None:
         """Write the ranker as one safetensors file (atomically)."""
-        tensors = {f"net{k}.{name}": value.detach().contiguous() for k, net in enumerate(self.nets)
-                   for name, value in net.state_dict().items()}
-        tensors["feature_mean"] = torch.from_numpy(self.feature_mean.astype(np.float64))
-        tensors["feature_std"] = torch.from_numpy(self.feature_std.astype(np.float64))
+        tensors = {f"member{k}.layer{j}.{name}": np.ascontiguousarray(value, dtype=np.float32)
+                   for k, layers in enumerate(self.members) for j, pair in enumerate(layers)
+                   for name, value in zip(("weight", "bias"), pair)}
+        tensors["feature_mean"] = self.feature_mean.astype(np.float64)
+        tensors["feature_std"] = self.feature_std.astype(np.float64)
         metadata = {
             "format": FORMAT, "format_version": str(FORMAT_VERSION),
             "settings": json.dumps({"ranker": asdict(self.config), "proposals": self.proposals.to_dict(),
@@ -128,9 +117,10 @@ def load_ranker(path: str | Path | None = None) -> Ranker:
                                    "`unscene3d train-ranker -o FILE` and pass --ranker FILE")
         raise InputError(path, "no such ranker file")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        tensors = load_file(str(path))
+        with open(path, "rb") as handle:  # the metadata: safetensors' JSON header after its 8-byte length
+            header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+        metadata = header.get("__metadata__", {})
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(path, f"not a ranker file: {error}") from None
     if metadata.get("format") != FORMAT:
@@ -143,16 +133,11 @@ def load_ranker(path: str | Path | None = None) -> Ranker:
         raise InputError(path, "the ranker was trained on other candidate features: retrain it with "
                                "`unscene3d train-ranker`")
     config = RankerConfig(**settings["ranker"])
-    nets = []
-    for k in range(config.ensemble):
-        net = RankerNet(len(FEATURE_NAMES), config)
-        prefix = f"net{k}."
-        net.load_state_dict({name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)})
-        net.eval()
-        nets.append(net)
-    return Ranker(nets, tensors["feature_mean"].numpy(), tensors["feature_std"].numpy(), config,
+    members = [[(tensors[f"member{k}.layer{j}.weight"], tensors[f"member{k}.layer{j}.bias"])
+                for j in range(config.layers + 1)] for k in range(config.ensemble)]
+    return Ranker(members, tensors["feature_mean"], tensors["feature_std"], config,
                   ProposalConfig.from_dict(settings["proposals"]), SelectionConfig(**settings["selection"]),
-                  json.loads(metadata.get("info", "{}")))
+                  json.loads(metadata.get("info", "{}")), path)
 
 
 def select_candidates(masks: np.ndarray, scores: np.ndarray, sizes: np.ndarray,

@@ -34,7 +34,7 @@ from unscene3d.parallel import map_in_workers
 from unscene3d.progress import format_duration
 from unscene3d.proposals.candidates import ProposalConfig, propose
 from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
-from unscene3d.proposals.ranker import Ranker, RankerConfig, RankerNet, SelectionConfig, select_candidates
+from unscene3d.proposals.ranker import Ranker, RankerConfig, SelectionConfig, select_candidates
 from unscene3d.protocols import STRUCTURE_CLASS_IDS
 from unscene3d.scene import Scene
 
@@ -152,13 +152,35 @@ def unpack_masks(examples: dict[str, np.ndarray]) -> np.ndarray:
     return np.unpackbits(examples["masks"], axis=1, count=int(examples["num_segments"])).astype(bool)
 
 
+class RankerNet(torch.nn.Module):
+    """One ensemble member as trained: standardised features -> the logit of the expected IoU."""
+
+    def __init__(self, num_features: int, config: RankerConfig) -> None:
+        super().__init__()
+        layers: list[torch.nn.Module] = []
+        width = num_features
+        for _ in range(config.layers):
+            layers += [torch.nn.Linear(width, config.hidden), torch.nn.ReLU(), torch.nn.Dropout(config.dropout)]
+            width = config.hidden
+        layers.append(torch.nn.Linear(width, 1))
+        self.layers = torch.nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features).squeeze(-1)
+
+    def as_layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (weight, bias) of each linear layer, for :class:`~unscene3d.proposals.ranker.Ranker`."""
+        return [(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy())
+                for layer in self.layers if isinstance(layer, torch.nn.Linear)]
+
+
 def fit_ranker(features: np.ndarray, targets: np.ndarray, config: TrainingConfig) -> Ranker:
     """Train the ensemble on ``features`` (n, F) against ``targets`` (n,) IoU in [0, 1]."""
     mean = features.mean(axis=0).astype(np.float64)
     std = features.std(axis=0).astype(np.float64)
     std = np.where(std > 1e-6, std, 1.0)
     ranker = Ranker([], mean, std, config.ranker, config.proposals, config.selection)
-    inputs = ranker.standardise(features.astype(np.float64))
+    inputs = torch.from_numpy(ranker.standardise(features))
     labels = torch.from_numpy(np.clip(targets, 0.0, 1.0).astype(np.float32))
     for member in range(config.ranker.ensemble):
         torch.manual_seed(config.seed * 1000 + member)
@@ -179,8 +201,7 @@ def fit_ranker(features: np.ndarray, targets: np.ndarray, config: TrainingConfig
             log.debug("member %d epoch %d: loss %.4f", member, epoch + 1, total / len(inputs))
         log.info("ensemble member %d/%d trained (last epoch's loss %.4f)", member + 1, config.ranker.ensemble,
                  total / len(inputs))
-        net.eval()
-        ranker.nets.append(net)
+        ranker.members.append(net.eval().as_layers())
     return ranker
 
 
@@ -195,7 +216,7 @@ def validate(ranker: Ranker, paths: list[Path]) -> dict[str, float]:
         kept = select_candidates(masks, scores, sizes, ranker.selection)
         items.append((path.stem, Instances(masks[kept][:, examples["labels"]], scores[kept]), examples["gt"]))
     result = evaluate_scenes(items)
-    return {name: round(100.0 * result.overall[name], 1) for name in ("AP", "AP50", "AP25")}
+    return {name: round(result.overall[name], 1) for name in ("AP", "AP50", "AP25")}
 
 
 def train_ranker(out: str | Path, config: TrainingConfig | None = None, *, cache: str | Path | None = None,

@@ -106,16 +106,16 @@ def best_bisection(weights: np.ndarray | scipy.sparse.spmatrix) -> tuple[float, 
     matrix = scipy.sparse.csr_matrix(weights)
     degree = np.asarray(matrix.sum(axis=1)).ravel()
     vector = fiedler_vector(matrix)
-    best, best_side = float("inf"), None
-    for threshold in np.unique(np.quantile(vector, _SPLIT_QUANTILES)):
-        side = vector > threshold
-        if side.all() or not side.any():
-            continue
-        cut = float(matrix[side][:, ~side].sum())
-        value = cut / degree[side].sum() + cut / degree[~side].sum()
-        if value < best:
-            best, best_side = value, side
-    return best, best_side
+    sides = vector[:, None] > np.unique(np.quantile(vector, _SPLIT_QUANTILES))[None]
+    sides = sides[:, sides.any(axis=0) & ~sides.all(axis=0)]
+    if sides.shape[1] == 0:
+        return float("inf"), None
+    # every threshold's cut at once: the weight from each side to the rest
+    cut = (sides * np.asarray(matrix @ ~sides)).sum(axis=0)
+    inside = degree @ sides
+    values = cut / inside + cut / (degree.sum() - inside)
+    best = int(np.argmin(values))
+    return float(values[best]), sides[:, best]
 
 
 def _components(weights: scipy.sparse.csr_matrix, nodes: np.ndarray) -> list[np.ndarray]:

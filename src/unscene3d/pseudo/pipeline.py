@@ -20,7 +20,11 @@ What is computed (:class:`PseudoMaskOptions`; docs/benchmarks.md, "Pseudo masks"
   fully connected cosine graph, masks scored by discovery order ``(K - i) / K``). With
   ``cut="official"`` and ``structure=False`` the masks are exactly the official algorithm's;
 - or no cut at all (``source="felzenszwalb"``): coarse Felzenszwalb segments taken as pseudo masks,
-  the paper's Table 8 ablation, scored by size.
+  the paper's Table 8 ablation, scored by size;
+- or the learned model of objects (``source="model"``): candidate masks from several partitions ranked by the
+  ranker trained on generated scenes (:mod:`unscene3d.proposals`; the shipped one unless ``ranker`` names a
+  file). ``source="auto"`` (the default) is the model, unless the options ask for the cut (a learned modality,
+  a checkpoint, an encoder, ``cut="official"`` or no structure), which then runs as before.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -63,11 +68,14 @@ from unscene3d.segments import (
 )
 from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
 
+if TYPE_CHECKING:
+    from unscene3d.proposals.ranker import Ranker
+
 log = logging.getLogger(__name__)
 
 MODALITIES = ("auto", "geometric", "handcrafted", "3d", "2d", "both")
 CUTS = ("spatial", "official")
-SOURCES = ("ncut", "felzenszwalb")
+SOURCES = ("auto", "model", "ncut", "felzenszwalb")
 FORMAT_VERSION = 1
 # Table 8's source: Felzenszwalb segments at the coarse setting of the Felzenszwalb baseline.
 FELZENSZWALB_SOURCE_PARAMS = (0.05, 500)
@@ -96,7 +104,8 @@ class PseudoMaskOptions:
     frame_step: int = 20
     cut: str = "spatial"
     structure: bool = True
-    source: str = "ncut"
+    source: str = "auto"
+    ranker: str | None = None
     structure_config: StructureConfig = field(default_factory=StructureConfig)
     graph: GraphConfig | None = None
     cuts: CutConfig = field(default_factory=CutConfig)
@@ -117,13 +126,21 @@ class PseudoMaskOptions:
         if self.tau is not None and not 0.0 <= self.tau < 1.0:
             raise InputError(None, f"tau must be in [0, 1), got {self.tau}")
 
+    def resolved_source(self) -> str:
+        """The source ``auto`` stands for: the cut when any option of the cut is set, else the model."""
+        if self.source != "auto":
+            return self.source
+        wants_cut = (self.modality != "auto" or self.has_3d() or self.encoder is not None or self.cut != "spatial"
+                     or not self.structure or self.ncut.isolate_masked)
+        return "ncut" if wants_cut else "model"
+
     def has_3d(self) -> bool:
         return bool(self.checkpoint or self.features3d)
 
     def extractors(self) -> FeatureExtractors:
         """This run's feature models, unloaded: one per worker process, passed to every scan it handles."""
         return FeatureExtractors(checkpoint=self.checkpoint, features3d=self.features3d, encoder=self.encoder,
-                                 device=self.device, frame_step=self.frame_step)
+                                 device=self.device, frame_step=self.frame_step, ranker=self.ranker)
 
     def needs_frames(self) -> bool:
         return self.modality in ("2d", "both") or (self.modality == "auto" and self.encoder is not None)
@@ -222,10 +239,14 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
     """Oversegment ``scene``, describe its segments, cut the segment graph (module docstring). Pass the same
     ``extractors`` (``options.extractors()``) for many scans so their models load once."""
     source = Path(scene.source).resolve() if scene.source is not None else None
-    params: dict = {"format_version": FORMAT_VERSION, "source": options.source}
-    if options.source == "felzenszwalb":
+    params: dict = {"format_version": FORMAT_VERSION, "source": options.resolved_source()}
+    if params["source"] == "felzenszwalb":
         labels, instances, segmentation_params = _felzenszwalb_source(scene)
         params["oversegmentation"] = segmentation_params
+        return PseudoMasks(scene.name, labels, instances, params, source)
+    extractors = extractors if extractors is not None else options.extractors()
+    if params["source"] == "model":
+        labels, instances = _ranked_source(scene, extractors.ranker(), params)
         return PseudoMasks(scene.name, labels, instances, params, source)
 
     modality = options.resolved_modality(scene)
@@ -237,7 +258,6 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
         described = describe_segments(scene, segmentation.labels, segmentation.num_segments,
                                       structure=options.structure_config, find_structure=options.structure)
     structure = None if described is None else described.structure
-    extractors = extractors if extractors is not None else options.extractors()
     features = segment_features(scene, segmentation, modality, extractors,
                                 None if described is None else described.geometry)
     params.update({
@@ -254,6 +274,23 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
     else:
         instances = _spatial_cut(described, features, modality, options, params)
     return PseudoMasks(scene.name, segmentation.labels, instances, params, source)
+
+
+def _ranked_source(scene: Scene, ranker: Ranker, params: dict) -> tuple[np.ndarray, Instances]:
+    """The learned model's masks: candidates ranked by ``ranker``, over the pseudo-mask oversegmentation."""
+    from unscene3d.proposals.ranker import rank_candidates  # on use: the candidates draw on this package's cuts
+
+    segmentation = segment_scene(scene)
+    described = describe_segments(scene, segmentation.labels, segmentation.num_segments)
+    ranked = rank_candidates(scene, described, ranker)
+    params.update({
+        "oversegmentation": segmentation.params,
+        "structure": None if described.structure is None else described.structure.summary(),
+        "ranker": {"file": str(ranker.path) if ranker.path else None, "seed": ranker.info.get("training", {}).get("seed"),
+                   "selection": asdict(ranker.selection)},
+        "candidates": len(ranked.candidates),
+    })
+    return segmentation.labels, ranked.instances
 
 
 def _official_cut(features: list[np.ndarray], segmentation: Segmentation, structure: Structure | None,
