@@ -1127,7 +1127,7 @@ OPTIONS = [
      "/nonexistent/encoder: --encoder: no such folder"),
     ("option_pseudo_masks_encoder_not_an_id", "pseudo-masks {room} -o {out} --encoder a?b",
      "--encoder 'a?b' is neither a folder nor a hub id"),
-    ("option_unknown_source", "pseudo-masks {room} -o {out} --source slic", "--source must be one of ncut"),
+    ("option_unknown_source", "pseudo-masks {room} -o {out} --source slic", "--source must be one of auto, model, ncut, felzenszwalb"),
     ("option_fit_unknown_preset", "fit {room} -o {out} --preset gpu-huge", "unknown preset 'gpu-huge'"),
 ]
 

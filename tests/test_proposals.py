@@ -59,11 +59,14 @@ def test_candidate_targets_by_hand() -> None:
 
 def test_select_candidates_suppresses_overlaps_and_low_scores() -> None:
     masks = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1]], dtype=bool)
-    sizes = np.ones(4)
+    sizes = np.full(4, 100.0)
     scores = np.array([0.9, 0.8, 0.7, 0.01])
     kept = select_candidates(masks, scores, sizes, SelectionConfig(nms_iou=0.5, min_score=0.05))
     assert kept.tolist() == [0, 2]  # mask 1 has IoU 2/3 with mask 0; mask 3 scores too low
     assert select_candidates(masks, scores, sizes, SelectionConfig(max_masks=1)).tolist() == [0]
+    # segments of 60 vertices: a one-segment mask is under min_points (100), a two-segment one is not
+    assert select_candidates(masks, scores, np.full(4, 60.0), SelectionConfig(min_score=0.0)).tolist() == [0, 2]
+    assert select_candidates(masks[3:], scores[3:], np.full(4, 60.0), SelectionConfig(min_score=0.0)).tolist() == []
 
 
 def test_candidates_and_features_of_a_room(room: Scene) -> None:

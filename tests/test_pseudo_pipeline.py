@@ -40,7 +40,7 @@ def scan_files(tmp_path_factory) -> list[Path]:
 
 def test_writes_benchmark_files_and_npz_and_skips_done_scans(scan_files, tmp_path) -> None:
     out = tmp_path / "pseudo"
-    written = run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions())
+    written = run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions(source="ncut"))
     assert written == [out / "room0.npz"]
     masks = read_pseudo_masks(written[0])
     scores, vertex_masks = masks.instances.scores, masks.vertex_instances().masks
@@ -48,7 +48,7 @@ def test_writes_benchmark_files_and_npz_and_skips_done_scans(scan_files, tmp_pat
     bench_masks, _, bench_scores = read_predictions(out, "room0", len(masks.segment_labels))
     np.testing.assert_array_equal(bench_masks, vertex_masks)
     np.testing.assert_allclose(bench_scores, scores)
-    # the default: no weights given, so geometric descriptors, structure left out, spatial cuts
+    # the cut with no weights given: geometric descriptors, structure left out, spatial cuts
     assert masks.params["modality"] == "geometric" and masks.params["cut"] == "spatial"
     assert masks.params["structure"]["floor"] >= 1 and masks.params["structure"]["wall"] >= 1
     assert masks.params["oversegmentation"]["variant"] == "unscene3d"
@@ -57,7 +57,7 @@ def test_writes_benchmark_files_and_npz_and_skips_done_scans(scan_files, tmp_pat
     assert masks.scan_path == scan_files[0].resolve()  # training finds the scan through it
 
     stamp = written[0].stat().st_mtime_ns
-    run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions())
+    run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions(source="ncut"))
     assert written[0].stat().st_mtime_ns == stamp  # done: skipped
     run_pseudo_masks([scan_files[0]], out, PseudoMaskOptions(tau=0.7, cut="official"), force=True)
     assert read_pseudo_masks(written[0]).params["ncut"]["tau"] == 0.7
@@ -178,8 +178,20 @@ def test_structure_is_never_part_of_a_mask() -> None:
     structure = detect_structure(scene.vertices, segment_geometry(scene, segmentation.labels,
                                                                   segmentation.num_segments))
     for cut in ("spatial", "official"):
-        result = pseudo_masks_for_scene(scene, PseudoMaskOptions(cut=cut))
+        result = pseudo_masks_for_scene(scene, PseudoMaskOptions(source="ncut", cut=cut))
         assert not (result.instances.masks & structure.is_structure).any()
+
+
+def test_the_default_source_is_the_model_of_objects(scan_files, tmp_path) -> None:
+    options = PseudoMaskOptions()
+    assert options.resolved_source() == "model"
+    assert PseudoMaskOptions(tau=0.7).resolved_source() == "ncut"  # an option of the cut asks for the cut
+    written = run_pseudo_masks([scan_files[0]], tmp_path / "pseudo", options)
+    masks = read_pseudo_masks(written[0])
+    scores = masks.instances.scores
+    assert masks.params["source"] == "model" and 1 <= len(scores) <= 100
+    assert np.all(np.diff(scores) <= 0) and np.all(scores >= 0.05)  # ranked, confident ones only
+    assert (masks.vertex_instances().masks.sum(axis=1) >= 100).all()
 
 
 def test_auto_modality_picks_the_best_available_features() -> None:

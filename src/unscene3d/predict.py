@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unscene3d.errors import about
+from unscene3d.errors import InputError, about
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions
@@ -99,6 +99,27 @@ class RankerPredictor:
         segmentation = segment_scene(scene)
         segments = describe_segments(scene, segmentation.labels, segmentation.num_segments)
         return rank_candidates(scene, segments, self.ranker).instances.over(segmentation.labels)
+
+
+def is_model_path(path: str | Path) -> bool:
+    """Whether ``path``, given where a scan is expected, names a model instead: a checkpoint file or folder,
+    a round or run folder, or a folder without any scan in it (it then fails as a run, which says why)."""
+    from unscene3d.io.scan import expand_scan_paths
+
+    path = Path(path)
+    if path.is_file():
+        return path.suffix.lower() == ".safetensors"
+    if not path.is_dir():
+        return False
+    if any((path / name).exists() for name in ("checkpoint", "state.json", "run.json", "done.json")):
+        return True
+    if any(path.glob("round_*")):
+        return True
+    try:
+        expand_scan_paths([path])
+    except InputError:
+        return True
+    return False
 
 
 def predict_scans(

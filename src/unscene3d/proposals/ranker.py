@@ -56,6 +56,8 @@ class SelectionConfig:
     max_masks: int = 100
     nms_iou: float = 0.5
     min_score: float = 0.05
+    # ScanNet's evaluation ignores instances under 100 vertices, and the ranker never learnt from smaller ones
+    min_points: int = 100  # = training.MIN_OBJECT_POINTS
 
 
 Layers = list[tuple[np.ndarray, np.ndarray]]  # one ensemble member: (weight (out, in), bias (out,)) per layer
@@ -143,14 +145,15 @@ def load_ranker(path: str | Path | None = None) -> Ranker:
 def select_candidates(masks: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
                       config: SelectionConfig) -> np.ndarray:
     """Indices of the masks kept, in score order: greedy, a mask is skipped when its vertex IoU with one already
-    kept exceeds ``config.nms_iou`` or its score is below ``config.min_score``; at most ``config.max_masks``."""
+    kept exceeds ``config.nms_iou``, its score is below ``config.min_score`` or it holds fewer than
+    ``config.min_points`` vertices (``sizes``: vertices per segment); at most ``config.max_masks``."""
     weighted = masks.astype(np.float64) * sizes[None]
     size = weighted.sum(axis=1)
     kept: list[int] = []
     for index in np.argsort(-scores, kind="stable"):
         if scores[index] < config.min_score or len(kept) == config.max_masks:
             break
-        if size[index] <= 0:
+        if size[index] <= 0 or size[index] < config.min_points:
             continue
         if kept:
             overlap = masks[kept].astype(np.float64) @ weighted[index]

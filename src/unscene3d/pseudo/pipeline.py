@@ -131,7 +131,7 @@ class PseudoMaskOptions:
         if self.source != "auto":
             return self.source
         wants_cut = (self.modality != "auto" or self.has_3d() or self.encoder is not None or self.cut != "spatial"
-                     or not self.structure or self.ncut.isolate_masked)
+                     or self.tau is not None or not self.structure or self.ncut.isolate_masked)
         return "ncut" if wants_cut else "model"
 
     def has_3d(self) -> bool:
