@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,14 @@ from unscene3d.oversegment_points import felzenszwalb_scales, oversegment_scene
 from unscene3d.proposals.candidates import ProposalConfig, majority_segments, propose
 from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
 from unscene3d.proposals.ranker import Ranker, RankerConfig, SelectionConfig, load_ranker, select_candidates
-from unscene3d.proposals.training import RankerNet, candidate_targets
+from unscene3d.proposals.training import (
+    RankerNet,
+    TrainingConfig,
+    candidate_targets,
+    fit_ranker,
+    member_nets,
+    train_members,
+)
 from unscene3d.pseudo.pipeline import segment_scene
 from unscene3d.scene import Scene
 from unscene3d.segments import describe_segments
@@ -102,3 +111,35 @@ def test_ranker_file_round_trip_and_numpy_matches_torch(tmp_path) -> None:
         expected = torch.stack([torch.sigmoid(net(inputs)) for net in nets]).mean(dim=0).numpy()
     assert np.allclose(loaded.score(features), expected, atol=1e-6)
     assert loaded.info == {"seed": 3} and loaded.config == config
+    # the members come back as torch networks with the same outputs, to train further
+    rebuilt = member_nets(loaded)
+    with torch.no_grad():
+        again = torch.stack([torch.sigmoid(net.eval()(inputs)) for net in rebuilt]).mean(dim=0).numpy()
+    assert np.allclose(again, expected, atol=1e-6)
+
+
+def test_training_members_learns_a_rule_and_warm_start_keeps_the_standardisation() -> None:
+    # the target is 1 where the first feature is positive: a trained ranker must order the candidates by it
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(600, len(FEATURE_NAMES)))
+    targets = (features[:, 0] > 0).astype(np.float64)
+    config = TrainingConfig(epochs=30, batch_size=64, learning_rate=1e-2,
+                            ranker=RankerConfig(hidden=16, layers=1, ensemble=2))
+    ranker = fit_ranker(features, targets, config)
+    assert np.mean((ranker.score(features) > 0.5) == targets) > 0.95
+    # further training on the opposite rule, examples of the first half weighted 0: it follows the second half only
+    weights = np.r_[np.zeros(300), np.ones(300)]
+    flipped = train_members(ranker, features, 1 - targets, replace(config, epochs=40), weights=weights, warm_start=True)
+    assert np.array_equal(flipped.feature_mean, ranker.feature_mean)
+    assert np.mean((flipped.score(features[300:]) > 0.5) == (1 - targets[300:])) > 0.95
+
+
+def test_the_shipped_ranker_is_what_train_ranker_makes_with_no_options() -> None:
+    shipped = load_ranker()
+    info = shipped.info
+    assert info["training"] == TrainingConfig().to_dict(), "remake it: unscene3d train-ranker -o FILE (see docs)"
+    assert info["command"].startswith("unscene3d train-ranker")
+    assert not any(option in info["command"] for option in ("--scenes", "--epochs", "--seed", "--validation"))
+    assert info["validation"]["AP50"] > 50  # on generated scenes never trained on
+    assert shipped.proposals == ProposalConfig() and shipped.selection == SelectionConfig()
+    assert shipped.path.stat().st_size <= 20 * 2**20

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -180,29 +180,64 @@ def fit_ranker(features: np.ndarray, targets: np.ndarray, config: TrainingConfig
     std = features.std(axis=0).astype(np.float64)
     std = np.where(std > 1e-6, std, 1.0)
     ranker = Ranker([], mean, std, config.ranker, config.proposals, config.selection)
+    return train_members(ranker, features, targets, config)
+
+
+def member_nets(ranker: Ranker) -> list[RankerNet]:
+    """The ranker's ensemble as torch networks, to train further."""
+    nets = []
+    for layers in ranker.members:
+        net = RankerNet(len(ranker.feature_mean), ranker.config)
+        linear = [layer for layer in net.layers if isinstance(layer, torch.nn.Linear)]
+        with torch.no_grad():
+            for layer, (weight, bias) in zip(linear, layers, strict=True):
+                layer.weight.copy_(torch.from_numpy(np.asarray(weight, dtype=np.float32)))
+                layer.bias.copy_(torch.from_numpy(np.asarray(bias, dtype=np.float32)))
+        nets.append(net)
+    return nets
+
+
+def train_members(ranker: Ranker, features: np.ndarray, targets: np.ndarray, config: TrainingConfig, *,
+                  weights: np.ndarray | None = None, warm_start: bool = False) -> Ranker:
+    """A copy of ``ranker`` whose members are trained on ``features`` against ``targets`` (IoU in [0, 1]) with the
+    binary cross-entropy, each example weighted by ``weights`` (default 1): new members (``config.ranker``
+    sizes), or with ``warm_start`` the ranker's own members trained further. Its feature standardisation is
+    kept. Logs progress at least every 15 s."""
     inputs = torch.from_numpy(ranker.standardise(features))
     labels = torch.from_numpy(np.clip(targets, 0.0, 1.0).astype(np.float32))
-    for member in range(config.ranker.ensemble):
+    example_weights = None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32))
+    nets = member_nets(ranker) if warm_start else [None] * config.ranker.ensemble
+    members: list = []
+    total_epochs, start, last_log = len(nets) * config.epochs, time.perf_counter(), time.perf_counter()
+    for member, net in enumerate(nets):
         torch.manual_seed(config.seed * 1000 + member)
-        net = RankerNet(features.shape[1], config.ranker)
+        net = net if net is not None else RankerNet(features.shape[1], config.ranker)
         optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         order = torch.Generator().manual_seed(config.seed * 1000 + member)
         net.train()
         for epoch in range(config.epochs):
             permutation = torch.randperm(len(inputs), generator=order)
             total = 0.0
-            for start in range(0, len(inputs), config.batch_size):
-                batch = permutation[start:start + config.batch_size]
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(net(inputs[batch]), labels[batch])
+            for first in range(0, len(inputs), config.batch_size):
+                batch = permutation[first:first + config.batch_size]
+                losses = torch.nn.functional.binary_cross_entropy_with_logits(net(inputs[batch]), labels[batch],
+                                                                              reduction="none")
+                if example_weights is None:
+                    loss = losses.mean()
+                else:
+                    loss = (losses * example_weights[batch]).sum() / example_weights[batch].sum().clamp_min(1e-12)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                total += float(loss) * len(batch)
-            log.debug("member %d epoch %d: loss %.4f", member, epoch + 1, total / len(inputs))
-        log.info("ensemble member %d/%d trained (last epoch's loss %.4f)", member + 1, config.ranker.ensemble,
-                 total / len(inputs))
-        ranker.members.append(net.eval().as_layers())
-    return ranker
+                total += loss.item() * len(batch)
+            done, now = member * config.epochs + epoch + 1, time.perf_counter()
+            if now - last_log >= 15 or done == total_epochs:
+                last_log = now
+                log.info("ranker member %d/%d epoch %d/%d: loss %.4f; %.2f epochs/s, ETA %s", member + 1, len(nets),
+                         epoch + 1, config.epochs, total / len(inputs), done / (now - start),
+                         format_duration((now - start) / done * (total_epochs - done)))
+        members.append(net.eval().as_layers())
+    return replace(ranker, members=members, info=dict(ranker.info))
 
 
 def validate(ranker: Ranker, paths: list[Path]) -> dict[str, float]:
