@@ -256,11 +256,8 @@ def plan_rerun(run_dir: Path, scan_paths: Sequence[Path], options: FitOptions) -
     scans = scan_records(scan_paths, names, None if saved is None else saved.known_digests())
     record = RunRecord("fit", scans, {"pseudo": options_record(options.pseudo), "masks": options.output},
                        code_version())
-    strays = sorted(set(p.stem for p in (run_dir / PSEUDO_FOLDER).glob("*.npz")) - set(names))
-    if strays:
-        raise InputError(run_dir / PSEUDO_FOLDER, f"holds pseudo masks of scans not given now ("
-                                                  f"{names_phrase(strays)}): give them too, or choose a new folder")
     if saved is None:
+        _check_no_strays(run_dir, names)
         return RerunPlan(record, retrain=False, rewrite_masks=False, notes=[])
     if saved.command != record.command:
         raise InputError(run_dir, f"holds a run of `unscene3d {saved.command}`, not of fit; choose a new folder")
@@ -274,6 +271,7 @@ def plan_rerun(run_dir: Path, scan_paths: Sequence[Path], options: FitOptions) -
         raise InputError(run_dir, f"the run was made from {len(saved.scans)} scans, and {names_phrase(removed)} "
                                   "is not among those given now: give every scan of the run (new ones may be "
                                   "added), or choose a new folder")
+    _check_no_strays(run_dir, names)
     notes = []
     if added:
         notes.append(f"{len(added)} new scan(s) ({names_phrase(added)}): every round is trained again on all "
@@ -286,6 +284,14 @@ def plan_rerun(run_dir: Path, scan_paths: Sequence[Path], options: FitOptions) -
         notes.append(f"each round's masks were {saved.options.get('masks')}, now {options.output}: they are "
                      "written again")
     return RerunPlan(record, retrain=bool(added or modified), rewrite_masks=rewrite, notes=notes)
+
+
+def _check_no_strays(run_dir: Path, names: Sequence[str]) -> None:
+    """Training reads every pseudo-mask file of the run: none may belong to a scan not given."""
+    strays = sorted({path.stem for path in (run_dir / PSEUDO_FOLDER).glob("*.npz")} - set(names))
+    if strays:
+        raise InputError(run_dir / PSEUDO_FOLDER, f"holds pseudo masks of scans not given now ("
+                                                  f"{names_phrase(strays)}): give them too, or choose a new folder")
 
 
 def _apply_plan(run_dir: Path, plan: RerunPlan) -> None:
