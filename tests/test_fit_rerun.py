@@ -11,11 +11,14 @@ from typer.testing import CliRunner
 
 from unscene3d.cli import app
 from unscene3d.fit import FitOptions, fit
+from unscene3d.instances import Instances
 from unscene3d.io.ply import write_ply
 from unscene3d.model.checkpoint import latest_checkpoint, load_checkpoint
-from unscene3d.run_record import RUN_FILE, read_record, scan_digest
+from unscene3d.pseudo.pipeline import PseudoMasks, read_pseudo_masks, write_pseudo_masks
+from unscene3d.run_record import RUN_FILE, read_record, scan_digest, training_record, write_record
 from unscene3d.synthetic import make_synthetic_scene
 from unscene3d.train.selftrain import preset_config, round_dir
+from unscene3d.train.selftrain_data import pair_scans
 
 pytestmark = pytest.mark.usefixtures("two_torch_threads")
 runner = CliRunner()
@@ -156,6 +159,36 @@ def test_a_rerun_that_cannot_continue_stops_before_writing_with_one_line(work, c
     args = command(work)
     before = snapshot(work)
     result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and blame in result.stderr, result.stderr
+    assert snapshot(work) == before
+
+
+def _pseudo_copy(work: Path, name: str) -> Path:
+    return Path(shutil.copytree(work / "run" / "pseudo", work / name))
+
+
+def _rescored(pseudo: Path) -> None:
+    """a.npz with other scores (the same scan)."""
+    masks = read_pseudo_masks(pseudo / "a.npz")
+    rescored = Instances(masks.instances.masks, masks.instances.scores * 0.5)
+    write_pseudo_masks(pseudo, PseudoMasks("a", masks.segment_labels, rescored, masks.params, masks.scan_path))
+
+
+TRAIN_REFUSED = {
+    "a_scan_left_out": (lambda pseudo: (pseudo / "b.npz").unlink(), "trained on other scans (missing: b)"),
+    "other_pseudo_masks": (_rescored, "trained on other pseudo masks (of a)"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_REFUSED))
+def test_train_on_a_run_trained_on_other_inputs_stops_before_writing_with_one_line(work, case):
+    edit, blame = TRAIN_REFUSED[case]
+    trained = _pseudo_copy(work, "pseudo_trained")
+    write_record(work / "trained", training_record(work / "trained", pair_scans(trained)))
+    edit(_pseudo_copy(work, "pseudo_now"))
+    before = snapshot(work)
+    result = invoke("train", work / "pseudo_now", "-o", work / "trained")
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1 and blame in result.stderr, result.stderr
     assert snapshot(work) == before

@@ -567,7 +567,17 @@ def train(
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
     from unscene3d.io.atomic import remove_stale_temps
-    from unscene3d.train.selftrain import default_preset, preset_config, self_train, without_color
+    from unscene3d.run_record import training_record, write_record
+    from unscene3d.train.configs import read_run_config
+    from unscene3d.train.selftrain import (
+        CONFIG_FILE,
+        SelfTrainConfig,
+        default_preset,
+        preset_config,
+        self_train,
+        without_color,
+    )
+    from unscene3d.train.selftrain_data import pair_scans
 
     counts = {"--rounds": rounds, "--epochs": epochs, "--finetune-epochs": finetune_epochs, "--batch-size": batch_size}
     _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
@@ -578,7 +588,11 @@ def train(
     if no_color:
         config = without_color(config)
     scan_paths = _scan_paths(scans) if scans else []
+    record = training_record(output, pair_scans(pseudo_dir, scan_paths))
+    if config is not None and (output / CONFIG_FILE).is_file():
+        read_run_config(output / CONFIG_FILE, SelfTrainConfig, expected=config)  # before run.json is written
     remove_stale_temps(output)
+    write_record(output, record)
     try:
         result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
     except KeyboardInterrupt:

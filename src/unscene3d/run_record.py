@@ -181,3 +181,36 @@ def names_phrase(names: Sequence[str], limit: int = 3) -> str:
     """``a, b, c and 4 more``: a list of names short enough for one line."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def training_record(run_dir: str | Path, pairs: Sequence[tuple[Path, Path]]) -> RunRecord:
+    """``train``'s record of a run folder: its scans and its pseudo-mask files by content (``pairs``: the
+    (npz, scan) of each training scan). Write it (:func:`write_record`) once checked.
+
+    Raises:
+        InputError: the folder holds a run trained on other scans or pseudo masks, by another command or
+            release, or rounds without a record; one line naming what differs.
+    """
+    run_dir = Path(run_dir)
+    saved = read_record(run_dir)
+    if saved is None and any(run_dir.glob("round_*")):
+        raise InputError(run_dir, f"holds training rounds but no {RUN_FILE} (made by an older unscene3d): what it "
+                                  "was trained on cannot be checked; choose a new folder")
+    scans = {npz.stem: scan_digest(scan, None if saved is None else saved.known_digests()) for npz, scan in pairs}
+    pseudo = {npz.stem: content_digest(npz).blake2b for npz, _ in pairs}
+    record = RunRecord("train", scans, {"pseudo_masks": pseudo}, code_version())
+    if saved is None:
+        return record
+    if saved.command != record.command:
+        raise InputError(run_dir, f"holds a run of `unscene3d {saved.command}`, not of train; choose a new folder")
+    if (difference := code_difference(saved.code)) is not None:
+        raise InputError(run_dir, f"{difference}; choose a new folder")
+    for what, names in zip(("new", "changed", "missing"), changed_scans(saved.scans, scans)):
+        if names:
+            raise InputError(run_dir, f"the run was trained on other scans ({what}: {names_phrase(names)}); "
+                                      "choose a new folder")
+    before = saved.options.get("pseudo_masks", {})
+    if differing := sorted(name for name in pseudo if before.get(name) != pseudo[name]):
+        raise InputError(run_dir, f"the run was trained on other pseudo masks (of {names_phrase(differing)}); "
+                                  "choose a new folder")
+    return record
