@@ -1129,6 +1129,12 @@ OPTIONS = [
      "--encoder 'a?b' is neither a folder nor a hub id"),
     ("option_unknown_source", "pseudo-masks {room} -o {out} --source slic", "--source must be one of auto, model, ncut, felzenszwalb"),
     ("option_fit_unknown_preset", "fit {room} -o {out} --preset gpu-huge", "unknown preset 'gpu-huge'"),
+    ("option_shard_zero", "oversegment {room} -o {out} --shard 0/2", "--shard: expected I/N, shard I of N with 1 <= I <= N"),
+    ("option_shard_beyond_count", "pseudo-masks {room} -o {out} --shard 3/2", "got '3/2'"),
+    ("option_shard_not_a_fraction", "baseline felzenszwalb {room} -o {out} --shard x", "--shard: expected I/N"),
+    ("option_shard_of_features3d", "features3d {backbone} {room} -o {out} --shard 1/0", "got '1/0'"),
+    ("option_shard_of_predict", "predict {room} -o {out} --shard 1/2/3", "got '1/2/3'"),
+    ("option_shard_of_fit", "fit {room} -o {out} --shard 2", "got '2'"),
 ]
 
 

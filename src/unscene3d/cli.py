@@ -14,6 +14,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -33,6 +34,9 @@ from unscene3d.cli_guard import guarded
 from unscene3d.cli_help import Command, Group
 from unscene3d.errors import InputError
 from unscene3d.protocols import PROTOCOLS
+
+if TYPE_CHECKING:
+    from unscene3d.io.scan import Shard
 
 app = typer.Typer(
     cls=Group,
@@ -104,6 +108,29 @@ def _scan_paths(scans: list[Path]) -> list[Path]:
     return expand_scan_paths(scans)
 
 
+def _shard_option() -> Any:
+    """``--shard I/N``, the same on every dataset stage."""
+    return typer.Option(None, "--shard", metavar="I/N", help="Do only shard I of N of the scans (every N-th by "
+                        "sorted scene name): N jobs of a cluster array, each with its own I and the same "
+                        "arguments, together do every scan once, no coordinator needed.")
+
+
+def _parse_shard(text: str | None) -> Shard | None:
+    from unscene3d.io.scan import Shard
+
+    return None if text is None else Shard.parse(text)
+
+
+def _shard_scans(paths: list[Path], shard: Shard | None) -> list[Path]:
+    """The scans this process does: all of ``paths``, or its shard's (said on stderr when it has none)."""
+    if shard is None:
+        return paths
+    chosen = shard.select(paths)
+    if not chosen:
+        typer.echo(f"shard {shard}: no scans to do (there are {len(paths)} in all)", err=True)
+    return chosen
+
+
 @app.command(cls=Command)
 @guarded
 def oversegment(
@@ -118,6 +145,7 @@ def oversegment(
     voxel_size: float = typer.Option(None, "--voxel-size", help=_VOXEL_HELP + " [default: 0.02]"),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    shard: str = _shard_option(),
 ) -> None:
     """Oversegment scans with Felzenszwalb's algorithm: a mesh exactly like the ScanNet Segmentator, a point
     cloud on its neighbour graph. One segment id per input point (-1 for points without coordinates)."""
@@ -133,6 +161,7 @@ def oversegment(
     check_count("--min-verts", min_verts, low=0)
     check_number("--voxel-size", voxel_size, above=0)
     check_number("--scale", scale, above=0)
+    chosen_shard = _parse_shard(shard)
     paths = _scan_paths(scans)
     if len(paths) == 1 and not output.is_dir():
         check_output_file(output, inputs=paths)
@@ -142,13 +171,18 @@ def oversegment(
     else:
         check_output_dir(output)
     outputs = segs_output_paths(paths, output, variant=variant.value, k_thresh=kthresh)
+    output_of = dict(zip(paths, outputs))  # named among all scans, so every shard names its files alike
+    paths = _shard_scans(paths, chosen_shard)
+    outputs = [output_of[path] for path in paths]
+    if not paths:
+        return
     checked = CheckedScans(paths, check=scan_requirements(variant.value), load_frames=False, up=_up(up), scale=scale)
     for path in outputs:
         remove_stale_temps(path.parent, target=path)
         remove_stale_temps(path.parent, target=coloured_path(path))
     counts = oversegment_scans(checked, outputs, variant=variant.value, k_thresh=kthresh, min_verts=min_verts,
                                voxel_size=voxel_size)
-    if len(outputs) == 1:
+    if len(outputs) == 1 and chosen_shard is None:
         typer.echo(f"{counts[0]} segments -> {outputs[0]}, coloured by segment: {coloured_path(outputs[0])}")
     else:
         typer.echo(f"{len(outputs)} scans, {sum(counts)} segments -> {output} (coloured by segment: *.segs.ply)")
@@ -230,20 +264,28 @@ def baseline(
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
     force: bool = typer.Option(False, "--force", help="Redo scans whose predictions already exist."),
+    shard: str = _shard_option(),
 ) -> None:
     """Run a learning-free baseline (segments or HDBSCAN clusters as instances) on scans (meshes or point
     clouds). Masks are written per input point, in file order."""
     from unscene3d.baselines.run import run_baseline
     from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import scan_names
 
     check_number("--kthresh", kthresh, low=0, high=FLOAT32_MAX)
     check_count("--min-verts", min_verts, low=0)
     check_number("--voxel-size", voxel_size, above=0)
     check_count("--min-cluster-size", min_cluster_size, low=2)
     check_number("--scale", scale, above=0)
+    chosen_shard = _parse_shard(shard)
     check_output_dir(output)
+    paths = _scan_paths(scans)
+    scan_names(paths)  # among all scans: two shards must not write one file
+    paths = _shard_scans(paths, chosen_shard)
+    if not paths:
+        return
     remove_stale_temps(output)
-    written = run_baseline(method.value, scans, output, axis_align=axis_align, k_thresh=kthresh, min_verts=min_verts,
+    written = run_baseline(method.value, paths, output, axis_align=axis_align, k_thresh=kthresh, min_verts=min_verts,
                            voxel_size=voxel_size, min_cluster_size=min_cluster_size, up=_up(up), scale=scale,
                            force=force)
     typer.echo(f"{method.value} instances of {len(written)} scans -> {output}")
@@ -400,6 +442,7 @@ def features3d(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    shard: str = _shard_option(),
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
     from unscene3d.features.features3d import extract_features_for_scans, load_backbone
@@ -408,9 +451,13 @@ def features3d(
 
     check_device(device)
     check_number("--scale", scale, above=0)
+    chosen_shard = _parse_shard(shard)
     check_output_dir(output)
     paths = _scan_paths(scans)
     scan_names(paths)
+    paths = _shard_scans(paths, chosen_shard)
+    if not paths:
+        return
     load_backbone(checkpoint, "cpu")
     CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, up=_up(up), scale=scale)
     remove_stale_temps(output)
@@ -448,9 +495,11 @@ def pseudo_masks(
     workers: int = typer.Option(1, help="Scans processed in parallel (processes)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
+    shard: str = _shard_option(),
 ) -> None:
     """Initial pseudo masks: segment features, scene structure and normalized cuts (UnScene3D stage 1)."""
     from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import scan_names
     from unscene3d.pseudo.ncut import NCutConfig
     from unscene3d.pseudo.pipeline import CUTS, MODALITIES, SOURCES, PseudoMaskOptions, run_pseudo_masks
 
@@ -461,6 +510,7 @@ def pseudo_masks(
     check_count("--frame-step", frame_step)
     check_count("--workers", workers)
     check_device(device)
+    chosen_shard = _parse_shard(shard)
     check_output_dir(output)
     options = PseudoMaskOptions(
         ncut=NCutConfig(isolate_masked=isolate_masked),
@@ -481,6 +531,10 @@ def pseudo_masks(
 
         load_ranker(ranker)  # a bad ranker file fails before any work
     paths = _scan_paths(scans)
+    scan_names(paths)  # among all scans: two shards must not write one file
+    paths = _shard_scans(paths, chosen_shard)
+    if not paths:
+        return
     check_pseudo_mask_inputs(paths, options)
     remove_stale_temps(output)
     written = run_pseudo_masks(paths, output, options, workers=workers, force=force)
@@ -513,7 +567,17 @@ def train(
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
     from unscene3d.io.atomic import remove_stale_temps
-    from unscene3d.train.selftrain import default_preset, preset_config, self_train, without_color
+    from unscene3d.run_record import training_record, write_record
+    from unscene3d.train.configs import read_run_config
+    from unscene3d.train.selftrain import (
+        CONFIG_FILE,
+        SelfTrainConfig,
+        default_preset,
+        preset_config,
+        self_train,
+        without_color,
+    )
+    from unscene3d.train.selftrain_data import pair_scans
 
     counts = {"--rounds": rounds, "--epochs": epochs, "--finetune-epochs": finetune_epochs, "--batch-size": batch_size}
     _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
@@ -524,7 +588,11 @@ def train(
     if no_color:
         config = without_color(config)
     scan_paths = _scan_paths(scans) if scans else []
+    record = training_record(output, pair_scans(pseudo_dir, scan_paths))
+    if config is not None and (output / CONFIG_FILE).is_file():
+        read_run_config(output / CONFIG_FILE, SelfTrainConfig, expected=config)  # before run.json is written
     remove_stale_temps(output)
+    write_record(output, record)
     try:
         result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
     except KeyboardInterrupt:
@@ -552,19 +620,25 @@ def fit(
                             "gt/ beside a scan file): each round is then evaluated."),
     workers: int = typer.Option(1, help="Scans processed in parallel for the pseudo masks."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    shard: str = _shard_option(),
 ) -> None:
     """Segment your own scans: pseudo masks, self-training rounds, every round's masks and a page to view.
 
-    Resumable: run the same command again after an interruption and it continues where it stopped.
+    Resumable: run the same command again after an interruption and it continues where it stopped. A re-run
+    may add scans (the rounds are then trained again on all of them) or ask for other --masks; one that
+    would need anything else of the run (its scans, options, code version) stops first, saying what differs.
+    With --shard only that shard's pseudo masks are made: run it without --shard afterwards to train.
     """
     from unscene3d.fit import OUTPUTS, FitOptions, format_rounds, scene_ground_truth
     from unscene3d.fit import fit as run_fit
     from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import scan_names
     from unscene3d.pseudo.pipeline import PseudoMaskOptions
     from unscene3d.train.selftrain import default_preset, preset_config, without_color
 
     check_choice("--masks", output_kind, OUTPUTS)
     check_count("--workers", workers)
+    chosen_shard = _parse_shard(shard)
     _check_training_options({"--rounds": rounds}, seed=seed, lr=None, device=device, output=output)
     if gt is not None and not gt.is_dir():
         raise InputError(gt, "ground-truth folder not found")
@@ -579,14 +653,20 @@ def fit(
                                  device=device),
     )
     paths = _scan_paths(scans)
-    check_pseudo_mask_inputs(paths, options.pseudo, voxel_grid=True,
+    scan_names(paths)  # among all scans: two shards must not write one file
+    checked = paths if chosen_shard is None else chosen_shard.select(paths)
+    check_pseudo_mask_inputs(checked, options.pseudo, voxel_grid=True,
                              ground_truth=lambda scene: scene_ground_truth(scene, gt))
     remove_stale_temps(output)
     try:
-        result = run_fit(paths, output, options)
+        result = run_fit(paths, output, options, shard=chosen_shard)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: run the same command again to resume ({output} keeps what is done)", err=True)
         raise typer.Exit(code=130) from None
+    if chosen_shard is not None:
+        typer.echo(f"shard {chosen_shard}: pseudo masks of {len(result.pseudo_masks)} of {len(paths)} scans -> "
+                   f"{output / 'pseudo'}; when every shard is done, run the command without --shard to train")
+        return
     if result.evaluation:
         typer.echo("AP of the pseudo masks and of each round (percent):\n" + format_rounds(result.evaluation))
     typer.echo(f"masks of every round in {output / 'predictions'}" + (f"; open {result.page}" if result.page else ""))
@@ -640,6 +720,7 @@ def predict(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    shard: str = _shard_option(),
 ) -> None:
     """Segment scans into object instances: with the shipped model of objects (trained on generated scenes, no
     labels), or with a self-trained run's model. Text outputs have one line per input point, in file order."""
@@ -650,6 +731,7 @@ def predict(
 
     check_device(device)
     check_number("--scale", scale, above=0)
+    chosen_shard = _parse_shard(shard)
     check_output_dir(output)
     if run is None and len(scans) > 1 and is_model_path(scans[0]):
         run, scans = scans[0], scans[1:]
@@ -659,6 +741,9 @@ def predict(
         load_ranker(ranker)  # a bad ranker file fails before any work
     paths = _scan_paths(scans)
     scan_names(paths)
+    paths = _shard_scans(paths, chosen_shard)
+    if not paths:
+        return
     CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, up=_up(up), scale=scale)
     remove_stale_temps(output)
     written = predict_scans(run, paths, output, ranker=ranker, device=device, up=_up(up), scale=scale)

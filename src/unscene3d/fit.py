@@ -12,6 +12,7 @@ Stages, each skipped when its output is already complete (so a re-run after a cr
 
 Run folder::
 
+    RUN_DIR/run.json                    what made the run: scans by content, options, code version
     RUN_DIR/pseudo/                     pseudo masks (benchmark format, <scene>.npz, coloured PLYs)
     RUN_DIR/config.json, round_k/       self-training (checkpoints, log.csv, added/ masks)
     RUN_DIR/predictions/round_k/        round k's masks per scan (<scene>.txt, pred_mask/, _instances.ply)
@@ -24,12 +25,20 @@ paper's densification of its confident new predictions, and for the segment mode
 learned segment features), ranked after the pseudo masks; ``model`` is the model's own predictions, as
 ``predict`` gives them for a new scan. docs/benchmarks.md ("Self-training") measures both; with the
 segment model the union is higher.
+
+A re-run (:func:`plan_rerun`) reuses only what the same inputs would make again. New scans, or scans whose
+content changed, get their pseudo masks and the rounds are trained again on all scans; another ``output``
+writes every round's masks again. A re-run that drops a scan of the run, or asks for other pseudo-mask
+options, another training configuration or another release of the code stops before writing anything.
+With a ``shard`` only that shard's pseudo masks are made (checked the same way first), so a cluster's job
+array can share the slowest stage out; a run without a shard then trains.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,10 +49,22 @@ import numpy as np
 from unscene3d.errors import InputError
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
+from unscene3d.io.scan import Shard
 from unscene3d.model.mask3d import Mask3D
 from unscene3d.model.segment_model import SegmentModel
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
+from unscene3d.run_record import (
+    RUN_FILE,
+    RunRecord,
+    changed_scans,
+    code_difference,
+    code_version,
+    names_phrase,
+    read_record,
+    scan_records,
+    write_record,
+)
 from unscene3d.scene import Scene
 from unscene3d.train.selftrain import (
     SelfTrainConfig,
@@ -95,6 +116,7 @@ class FitResult:
     predictions: dict[str, Path]  # "pseudo" and "round_k" -> folder of benchmark files
     evaluation: dict[str, dict[str, float]] | None  # the same keys -> AP figures (percent), with ground truth
     page: Path | None
+    pseudo_masks: list[Path] = field(default_factory=list)  # the <scene>.npz of the scans this call covered
 
 
 class _Progress:
@@ -206,11 +228,98 @@ def format_rounds(evaluation: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | None = None) -> FitResult:
-    """Pseudo masks, self-training rounds and every round's masks for ``scans`` into ``run_dir``.
+@dataclass(frozen=True)
+class RerunPlan:
+    """What a (re-)run may keep of a run folder, found before anything is written."""
+
+    record: RunRecord  # run.json as this run will write it
+    retrain: bool  # scans were added or changed: every round (and what follows) is made again
+    rewrite_masks: bool  # another ``output``: every round's masks are written again
+    notes: list[str]  # one line each, for the log
+
+
+def plan_rerun(run_dir: Path, scan_paths: Sequence[Path], options: FitOptions) -> RerunPlan:
+    """Compare what this run is asked to do with ``run_dir/run.json`` (module docstring).
 
     Raises:
-        InputError: bad scans, or a run folder that holds a run with another configuration.
+        InputError: one line naming what differs, for a re-run that cannot continue the run.
+    """
+    from unscene3d.io.scan import scan_names
+    from unscene3d.pseudo.pipeline import options_record
+    from unscene3d.train.configs import config_diff
+
+    saved = read_record(run_dir)
+    if saved is None and any(run_dir.glob("round_*")):
+        raise InputError(run_dir, f"holds training rounds but no {RUN_FILE} (made by an older unscene3d): what "
+                                  "it was made from cannot be checked; choose a new folder")
+    names = scan_names(list(scan_paths))
+    scans = scan_records(scan_paths, names, None if saved is None else saved.known_digests())
+    record = RunRecord("fit", scans, {"pseudo": options_record(options.pseudo), "masks": options.output},
+                       code_version())
+    if saved is None:
+        _check_no_strays(run_dir, names)
+        return RerunPlan(record, retrain=False, rewrite_masks=False, notes=[])
+    if saved.command != record.command:
+        raise InputError(run_dir, f"holds a run of `unscene3d {saved.command}`, not of fit; choose a new folder")
+    if (difference := code_difference(saved.code)) is not None:
+        raise InputError(run_dir, f"{difference}; choose a new folder")
+    if changed := config_diff(saved.options.get("pseudo", {}), record.options["pseudo"]):
+        raise InputError(run_dir, f"the run's pseudo masks were made with other options (differs in: "
+                                  f"{', '.join(changed)}); choose a new folder or drop the options")
+    added, modified, removed = changed_scans(saved.scans, scans)
+    if removed:
+        raise InputError(run_dir, f"the run was made from {len(saved.scans)} scans, and {names_phrase(removed)} "
+                                  "is not among those given now: give every scan of the run (new ones may be "
+                                  "added), or choose a new folder")
+    _check_no_strays(run_dir, names)
+    notes = []
+    if added:
+        notes.append(f"{len(added)} new scan(s) ({names_phrase(added)}): every round is trained again on all "
+                     f"{len(scans)} scans")
+    if modified:
+        notes.append(f"{len(modified)} scan(s) changed since the run was made ({names_phrase(modified)}): their "
+                     "pseudo masks are made again and every round is trained again")
+    rewrite = saved.options.get("masks") != options.output
+    if rewrite:
+        notes.append(f"each round's masks were {saved.options.get('masks')}, now {options.output}: they are "
+                     "written again")
+    return RerunPlan(record, retrain=bool(added or modified), rewrite_masks=rewrite, notes=notes)
+
+
+def _check_no_strays(run_dir: Path, names: Sequence[str]) -> None:
+    """Training reads every pseudo-mask file of the run: none may belong to a scan not given."""
+    strays = sorted({path.stem for path in (run_dir / PSEUDO_FOLDER).glob("*.npz")} - set(names))
+    if strays:
+        raise InputError(run_dir / PSEUDO_FOLDER, f"holds pseudo masks of scans not given now ("
+                                                  f"{names_phrase(strays)}): give them too, or choose a new folder")
+
+
+def _apply_plan(run_dir: Path, plan: RerunPlan) -> None:
+    """Remove what the plan makes again, then record the run (in this order: a crash in between leaves a
+    record that still asks for the removal)."""
+    for note in plan.notes:
+        log.info("fit: %s", note)
+    stale: list[Path] = []
+    if plan.retrain:
+        stale += sorted(run_dir.glob("round_*"))
+    if plan.retrain or plan.rewrite_masks:
+        stale += [run_dir / PREDICTIONS_FOLDER, run_dir / EVALUATION_FILE, run_dir / PAGE_FILE]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_record(run_dir, plan.record)
+
+
+def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | None = None,
+        shard: Shard | None = None) -> FitResult:
+    """Pseudo masks, self-training rounds and every round's masks for ``scans`` into ``run_dir``; with a
+    ``shard``, only that shard's pseudo masks (module docstring).
+
+    Raises:
+        InputError: bad scans, or a run folder that this run cannot continue (:func:`plan_rerun`).
     """
     from unscene3d.io.scan import expand_scan_paths
 
@@ -218,12 +327,21 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
     run_dir = Path(run_dir)
     scan_paths = expand_scan_paths(scans)
     config = run_config(run_dir, options.config)  # checks a re-run's configuration before any work
+    plan = plan_rerun(run_dir, scan_paths, options)
+    pseudo_dir = run_dir / PSEUDO_FOLDER
+    known = plan.record.known_digests()
+    if shard is not None:
+        chosen = shard.select(scan_paths)
+        log.info("fit: shard %s: pseudo masks of %d of %d scans -> %s", shard, len(chosen), len(scan_paths),
+                 pseudo_dir)
+        written = run_pseudo_masks(chosen, pseudo_dir, options.pseudo, workers=options.workers, known=known)
+        return FitResult(run_dir, [], {"pseudo": pseudo_dir}, None, None, pseudo_masks=written)
+    _apply_plan(run_dir, plan)
     total_steps = sum(round_steps(k, len(scan_paths), config) for k in range(1, options.rounds + 1))
     progress = _Progress(total_steps, len(scan_paths))
 
     progress.stage(f"pseudo masks of {len(scan_paths)} scan(s) -> {run_dir / PSEUDO_FOLDER}")
-    pseudo_dir = run_dir / PSEUDO_FOLDER
-    run_pseudo_masks(scan_paths, pseudo_dir, options.pseudo, workers=options.workers)
+    written = run_pseudo_masks(scan_paths, pseudo_dir, options.pseudo, workers=options.workers, known=known)
     folders = {"pseudo": pseudo_dir}
 
     done_before = set(finished_rounds(run_dir))
@@ -232,14 +350,16 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
             progress.stage(f"self-training round {index} of {options.rounds} ({config.preset} preset, "
                            f"{round_steps(index, len(scan_paths), config)} steps)")
             started = time.perf_counter()
-            result = self_train(pseudo_dir, [], run_dir, config, rounds=index, resume=True, device=options.device)
+            result = self_train(pseudo_dir, scan_paths, run_dir, config, rounds=index, resume=True,
+                                device=options.device)
             progress.trained(round_steps(index, len(scan_paths), config) if result.rounds else 0,
                              time.perf_counter() - started)
         else:
             progress.steps_done += round_steps(index, len(scan_paths), config)
 
     progress.stage(f"masks of every round ({options.output}) -> {run_dir / PREDICTIONS_FOLDER}")
-    scans_in_memory = load_training_scans(pseudo_dir, [], config.model, load_gt=True)  # evaluated with their own GT
+    # the scans as given now (a moved scan is found by its new path), evaluated with their own ground truth
+    scans_in_memory = load_training_scans(pseudo_dir, scan_paths, config.model, load_gt=True)
     for index in range(1, options.rounds + 1):
         folders[f"round_{index}"] = _write_round(run_dir, index, scans_in_memory, config, options.output,
                                                  options.device)
@@ -255,4 +375,4 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
         page = run_dir / PAGE_FILE
         write_page([run_dir], page)
     progress.stage(f"done: {run_dir}" + (f", open {page}" if page else ""))
-    return FitResult(run_dir, list(range(1, options.rounds + 1)), folders, evaluation, page)
+    return FitResult(run_dir, list(range(1, options.rounds + 1)), folders, evaluation, page, pseudo_masks=written)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +167,36 @@ def expand_scan_paths(paths: Iterable[str | Path]) -> list[Path]:
         # One scan file, one scan; links are not followed: two scene folders may link to one mesh.
         unique.setdefault(os.path.abspath(_resolve(path)[1]), path)
     return list(unique.values())
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based, as ``--shard 2/8``): every ``count``-th scan of the scans sorted
+    by scene name (then path), from the ``index``-th on. Each shard finds its own scans from the same
+    arguments, so the shards of a job array need no coordinator, and together they take every scan once."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``I/N`` with 1 <= I <= N.
+
+        Raises:
+            InputError: anything else (one line naming ``--shard``).
+        """
+        match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)
+        if match is None or not 1 <= int(match[1]) <= int(match[2]):
+            raise InputError(None, f"--shard: expected I/N, shard I of N with 1 <= I <= N (e.g. 2/8), got {text!r}")
+        return cls(int(match[1]), int(match[2]))
+
+    def select(self, paths: Sequence[Path]) -> list[Path]:
+        """This shard's scans of ``paths`` (all scans of the run), in sorted order."""
+        ordered = sorted(paths, key=lambda path: (scan_name(path), str(path)))
+        return ordered[self.index - 1 :: self.count]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 def scan_name(path: str | Path) -> str:

@@ -3,7 +3,9 @@
 Per scan ``<out>/<scene>.txt`` + ``<out>/pred_mask/`` (the benchmark format, for evaluation and
 viewing), ``<out>/<scene>_instances.ply`` (the scan coloured by mask, grey where none) and
 ``<out>/<scene>.npz`` (what self-training reads: per-vertex segment index, masks over segments, scores,
-parameters). The ``.npz`` is written last and marks a scan as done.
+parameters, and what the masks were made from: :func:`made_from`). The ``.npz`` is written last and marks a
+scan as done, for the scan content and options it records: a re-run redoes a scan whose file changed (or a
+different scan of the same name) or that other options are asked of.
 
 What is computed (:class:`PseudoMaskOptions`; docs/benchmarks.md, "Pseudo masks", measures each):
 
@@ -33,11 +35,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +59,7 @@ from unscene3d.progress import format_duration
 from unscene3d.pseudo.cuts import CutConfig, cut_tree, objectness, select_masks
 from unscene3d.pseudo.graph import GraphConfig, segment_affinity
 from unscene3d.pseudo.ncut import DEFAULT_TAU, NCutConfig, masked_ncut
+from unscene3d.run_record import FileDigest
 from unscene3d.scene import Scene
 from unscene3d.segments import (
     SegmentedScan,
@@ -322,10 +325,12 @@ def spatial_cut(segments: SegmentedScan, features: np.ndarray, graph: GraphConfi
     return Instances(*select_masks(candidates, scores, segments.sizes, cuts))
 
 
-def write_pseudo_masks(out_dir: str | Path, pseudo: PseudoMasks, scene: Scene | None = None) -> Path:
+def write_pseudo_masks(out_dir: str | Path, pseudo: PseudoMasks, scene: Scene | None = None,
+                       origin: Mapping[str, Any] | None = None) -> Path:
     """Write the benchmark files (and, given the ``scene``, its ``<scene>_instances.ply`` coloured by mask),
     then ``<scene>.npz`` (atomically, last); return the ``.npz`` path. Given the ``scene``, the benchmark
-    masks are laid out per input point (a cloud's NaN rows in no mask), so they line up with the file."""
+    masks are laid out per input point (a cloud's NaN rows in no mask), so they line up with the file.
+    ``origin`` (:func:`made_from`) is stored with them."""
     out_dir = Path(out_dir)
     vertex_instances = pseudo.vertex_instances()
     if scene is not None:
@@ -342,8 +347,62 @@ def write_pseudo_masks(out_dir: str | Path, pseudo: PseudoMasks, scene: Scene | 
                 scores=pseudo.instances.scores,
                 params=np.array(json.dumps(pseudo.params)),
                 scan_path=np.array("" if pseudo.scan_path is None else str(pseudo.scan_path)),
+                made_from=np.array("" if origin is None else json.dumps(origin, sort_keys=True)),
             )
     return path
+
+
+def options_record(options: PseudoMaskOptions) -> dict[str, Any]:
+    """The options as far as they change the masks: all but the device, with the files they name (a
+    checkpoint, a ranker, a local encoder) known by content rather than by path."""
+    from unscene3d.run_record import content_digest
+
+    record = json.loads(json.dumps(asdict(options), default=str))
+    del record["device"]
+    for name in ("checkpoint", "ranker", "encoder"):
+        value = getattr(options, name)
+        if value is not None and Path(value).exists():
+            record[name] = {"blake2b": content_digest(value).blake2b}
+    if options.features3d is not None:
+        record["features3d"] = "per scan"  # each scan's feature file is part of its own record
+    return record
+
+
+def made_from(scan: FileDigest, options: Mapping[str, Any], features3d: str | None, name: str) -> dict[str, Any]:
+    """What a scan's pseudo masks are made from: the scan's content, the options (:func:`options_record`),
+    its 3D feature file when read from a folder, and the code release."""
+    from unscene3d import __version__
+    from unscene3d.run_record import content_digest
+
+    origin: dict[str, Any] = {"scan": scan.to_dict(), "options": dict(options), "unscene3d": __version__}
+    if features3d is not None:
+        feature_file = Path(features3d) / f"{name}.npy"
+        origin["features3d"] = content_digest(feature_file).blake2b if feature_file.is_file() else None
+    return origin
+
+
+def pseudo_mask_origin(path: str | Path) -> dict[str, Any] | None:
+    """What a ``<scene>.npz`` records it was made from (:func:`made_from`), or None (an older file, or one
+    unreadable: either way it is made again)."""
+    try:
+        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
+            text = str(data["made_from"]) if "made_from" in data.files else ""
+        origin = json.loads(text) if text else None
+        if origin is not None:
+            FileDigest.from_dict(origin["scan"])  # a record without a readable scan digest counts as none
+        return origin
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def same_origin(recorded: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether masks recorded as made from ``recorded`` are those ``wanted`` asks for (the scan's content,
+    not its path, counts)."""
+    if recorded is None:
+        return False
+    content = ("options", "unscene3d", "features3d")
+    return (recorded.get("scan", {}).get("blake2b") == wanted["scan"]["blake2b"]
+            and all(recorded.get(key) == wanted.get(key) for key in content))
 
 
 def read_pseudo_masks(path: str | Path) -> PseudoMasks:
@@ -379,13 +438,14 @@ def _worker_setup(options: PseudoMaskOptions, threads: int | None) -> FeatureExt
 
 
 def _process_scan(options: PseudoMaskOptions, out_dir: str, extractors: FeatureExtractors,
-                  scan: str) -> tuple[str, int, float]:
+                  item: tuple[str, dict[str, Any]]) -> tuple[str, int, float]:
     from unscene3d.io.scan import load_scan
 
+    scan, origin = item
     start = time.perf_counter()
     scene = load_scan(scan, load_frames=options.needs_frames())
     pseudo = pseudo_masks_for_scene(scene, options, extractors)
-    write_pseudo_masks(out_dir, pseudo, scene)
+    write_pseudo_masks(out_dir, pseudo, scene, origin)
     return scene.name, len(pseudo.instances), time.perf_counter() - start
 
 
@@ -396,19 +456,35 @@ def run_pseudo_masks(
     *,
     workers: int = 1,
     force: bool = False,
+    known: Mapping[str, FileDigest] | None = None,
 ) -> list[Path]:
     """Pseudo masks for every scan (``expand_scan_paths`` rules) into ``out_dir``; returns the ``.npz`` files.
 
-    Scans whose ``.npz`` exists are skipped unless ``force``. ``workers`` > 1 runs scans in parallel
-    processes (each limited to ``cpu_count // workers`` torch threads). Each worker loads its models once.
+    Scans whose ``.npz`` records the same scan content and options (:func:`same_origin`) are skipped unless
+    ``force``; others are (re)made. ``known`` digests of scans (and those the files record) spare reading
+    unchanged scans again. ``workers`` > 1 runs scans in parallel processes (each limited to
+    ``cpu_count // workers`` torch threads). Each worker loads its models once.
     """
     from unscene3d.io.scan import scan_name
+    from unscene3d.run_record import scan_digest
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_scans = expand_scan_paths(scans)
     outputs = [out_dir / f"{scan_name(s)}.npz" for s in all_scans]
-    todo = [str(s) for s, out in zip(all_scans, outputs) if force or not out.exists()]
+    options_key = options_record(options)
+    todo = []
+    for scan, output in zip(all_scans, outputs):
+        recorded = pseudo_mask_origin(output) if output.exists() else None
+        cache = dict(known or {})
+        if recorded is not None:
+            cache.setdefault(recorded["scan"]["path"], FileDigest.from_dict(recorded["scan"]))
+        origin = made_from(scan_digest(scan, cache), options_key, options.features3d, output.stem)
+        if force or not same_origin(recorded, origin):
+            if output.exists() and not force:
+                log.info("%s: its pseudo masks were made from another scan of that name, other content or other "
+                         "options: making them again", output)
+            todo.append((str(scan), origin))
     if len(todo) < len(all_scans):
         skipped = len(all_scans) - len(todo)
         log.info("%d of %d scans already done, skipping them (use --force to redo)", skipped, len(all_scans))
