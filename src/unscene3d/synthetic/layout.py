@@ -30,15 +30,22 @@ DESK, CURTAIN, REFRIGERATOR = 14, 16, 24
 
 @dataclass
 class Layout:
-    """A furnished room: size (width, depth, wall height), objects, and the structure's ids."""
+    """A furnished room: size (width, depth, wall height), objects, and the structure's ids.
+
+    ``corners`` is the outline counter-clockwise (None: the rectangle [0, width] x [0, depth]); wall k runs
+    from corner k to corner k+1. ``floor_rects`` tile the floor as (x0, y0, x1, y1) rectangles that meet
+    edge to edge (None: one rectangle).
+    """
 
     size: tuple[float, float, float]
     objects: list[PlacedObject]
     floor_instance: int
-    wall_instances: tuple[int, int, int, int]
+    wall_instances: tuple[int, ...]
     floor_material: int
     wall_material: int
     materials: list[Material] = field(default_factory=list)
+    corners: np.ndarray | None = None
+    floor_rects: list[tuple[float, float, float, float]] | None = None
 
 
 def _seat_chairs(plan: Planner, table_pose, chair_model: Model, seats, materials, existing: list[np.ndarray]) -> None:
@@ -104,6 +111,14 @@ def generate_layout(rng: np.random.Generator) -> Layout:
     wall_material = plan.material(rng.uniform(175, 235) + rng.normal(0, 10, 3), "plain")
     plan.background = [floor_material, wall_material]
 
+    furnish_room(plan, wall_h)
+    return finish_layout(plan, floor_material, wall_material)
+
+
+def furnish_room(plan: Planner, wall_h: float) -> None:
+    """Door, bed or sofa, shelves, cabinets, fridge, desk, a table group, floor clutter and wall decor."""
+    rng = plan.rng
+
     def against_wall(model: Model, label: int, kind: str, materials, **kwargs):
         spot = plan.try_wall(model, **kwargs)
         if spot is None:
@@ -149,14 +164,18 @@ def generate_layout(rng: np.random.Generator) -> Layout:
     _place_floor_clutter(plan)
     _place_wall_decor(plan, wall_h)
 
+
+def finish_layout(plan: Planner, floor_material: int, wall_material: int, **room) -> Layout:
+    """Give the structure its instance ids (after the objects') and resolve the symbolic supports;
+    ``room`` passes ``corners`` and ``floor_rects`` of a room that is not a rectangle."""
     count = len(plan.objects)
-    walls = tuple(count + 1 + k for k in range(4))
-    floor = count + 5
-    resolve = {FLOOR_CODE: floor, **{WALL_CODE - k: walls[k] for k in range(4)}}
+    walls = tuple(count + 1 + k for k in range(len(plan.corners)))
+    floor = count + len(walls) + 1
+    resolve = {FLOOR_CODE: floor, **{WALL_CODE - k: walls[k] for k in range(len(walls))}}
     for obj in plan.objects:
         obj.support = resolve.get(obj.support, obj.support)
         obj.parts = [replace(p, contacts=tuple((f, resolve.get(t, t)) for f, t in p.contacts)) for p in obj.parts]
-    return Layout(size, plan.objects, floor, walls, floor_material, wall_material, plan.materials)
+    return Layout(plan.size, plan.objects, floor, walls, floor_material, wall_material, plan.materials, **room)
 
 
 def _place_floor_clutter(plan: Planner) -> None:
