@@ -72,7 +72,7 @@ def _seat_chairs(plan: Planner, table_pose, chair_model: Model, seats, materials
             plan.add(chair_model, CHAIR, "chair", (cx, cy, chair_yaw), materials, support=FLOOR)
 
 
-def _place_table_group(plan: Planner) -> None:
+def place_table_group(plan: Planner) -> None:
     """A table with chairs around it, some pushed in so their backrest touches the table top."""
     rng = plan.rng
     round_top = rng.random() < 0.3
@@ -160,9 +160,9 @@ def furnish_room(plan: Planner, wall_h: float) -> None:
             seat = (np.pi / 2, model.half[1], bool(rng.random() < 0.5))
             _seat_chairs(plan, pose, fm.chair(rng), [seat], [plan.furniture_material()] * 2, existing)
 
-    _place_table_group(plan)
-    _place_floor_clutter(plan)
-    _place_wall_decor(plan, wall_h)
+    place_table_group(plan)
+    place_floor_clutter(plan)
+    place_wall_decor(plan, wall_h)
 
 
 def finish_layout(plan: Planner, floor_material: int, wall_material: int, **room) -> Layout:
@@ -178,7 +178,7 @@ def finish_layout(plan: Planner, floor_material: int, wall_material: int, **room
     return Layout(plan.size, plan.objects, floor, walls, floor_material, wall_material, plan.materials, **room)
 
 
-def _place_floor_clutter(plan: Planner) -> None:
+def place_floor_clutter(plan: Planner) -> None:
     """Stacks of boxes, bins and a few loose chairs on the floor."""
     rng = plan.rng
     for _ in range(int(rng.integers(1, 3))):
@@ -214,7 +214,7 @@ def _place_floor_clutter(plan: Planner) -> None:
             plan.add(model, CHAIR, "chair", spot, [plan.furniture_material()] * 2, support=FLOOR)
 
 
-def _place_wall_decor(plan: Planner, wall_h: float) -> None:
+def place_wall_decor(plan: Planner, wall_h: float) -> None:
     """A window (maybe with curtains beside it) and pictures, above whatever stands at the wall."""
     rng = plan.rng
     if rng.random() < 0.7:
@@ -254,3 +254,13 @@ def _hang_curtains(plan: Planner, k: int, window_pose, window_width: float, top:
             plan.footprints.append(corners)
             plan.wall_spans[k].append((t - hx, t + hx, 0.0, top))
             plan.add(model, CURTAIN, "curtain", (center[0], center[1], yaw), [material], support=0)
+
+
+def ground_truth(layout: Layout, instance: np.ndarray) -> np.ndarray:
+    """Per-vertex ``label * 1000 + instance`` from the vertices' instance ids."""
+    labels = np.zeros(layout.floor_instance + 1, dtype=np.int64)
+    for obj in layout.objects:
+        labels[obj.instance] = obj.label
+    labels[list(layout.wall_instances)] = WALL_LABEL
+    labels[layout.floor_instance] = FLOOR_LABEL
+    return labels[instance] * 1000 + instance

@@ -35,7 +35,7 @@ def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     return pose
 
 
-def _object_boxes(layout: Layout) -> np.ndarray:
+def object_boxes(layout: Layout) -> np.ndarray:
     """Axis-aligned bounds (lo, hi) of every object, from its parts: (K, 2, 3)."""
     boxes = []
     for obj in layout.objects:
@@ -56,7 +56,7 @@ def place_cameras(
     width, depth, _ = layout.size
     center = np.array([width / 2, depth / 2])
     radius = np.array([width / 2, depth / 2]) - 0.5
-    boxes = _object_boxes(layout)
+    boxes = object_boxes(layout)
     start = rng.uniform(0, 2 * np.pi)
     poses = []
     for k in range(num_frames):
