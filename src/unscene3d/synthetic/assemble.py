@@ -151,13 +151,16 @@ def _weld_contacts(mesh: RawMesh, part_id: np.ndarray, contacts: list[_Contact],
     on_ring = np.zeros(n, dtype=bool)
     for contact in contacts:
         on_ring[contact.ring] = True
-    order = np.argsort(mesh.instance, kind="stable")
-    bounds = np.searchsorted(mesh.instance[order], np.unique(mesh.instance), side="left")
-    by_instance = dict(zip(np.unique(mesh.instance).tolist(), np.split(order, bounds[1:])))
+    # Only support vertices near a rim can be hidden by it or merged into it: look them up in a tree
+    # (in index order, so that ties break as in a scan of all the support's vertices).
+    tree = cKDTree(mesh.vertices)
 
     for contact in contacts:
-        candidates = by_instance.get(contact.support, np.empty(0, dtype=np.int64))
-        candidates = candidates[(part_id[candidates] != contact.part) & ~deleted[candidates] & ~merged[candidates]
+        ring = mesh.vertices[contact.ring]
+        centre = ring.mean(axis=0)
+        reach = float(np.linalg.norm(ring - centre, axis=1).max()) + 1.01 * h
+        candidates = np.sort(np.asarray(tree.query_ball_point(centre, reach), dtype=np.int64))
+        candidates = candidates[(mesh.instance[candidates] == contact.support) & (part_id[candidates] != contact.part) & ~deleted[candidates] & ~merged[candidates]
                                 & ~on_ring[candidates]]
         candidates = candidates[np.abs(mesh.vertices[candidates] @ contact.normal - contact.offset) < _PLANE_TOLERANCE]
         if len(candidates) == 0:

@@ -39,6 +39,7 @@ MIN_OBJECT_POINTS = 100
 _STREAMS = ("choice", "layout", "mesh", "scan", "noise", "color")
 # Share of each kind when none is asked for.
 _KIND_WEIGHTS = (0.45, 0.35, 0.2)
+_MAX_RAW_VERTICES = 160_000
 _DARK = 60  # materials darker than this (in every channel) return little infrared light
 
 
@@ -68,8 +69,18 @@ def _style(rng: np.random.Generator, kind: str | None, as_cloud: bool | None) ->
     coloured = bool(rng.random() >= 0.1)
     if kind == "tabletop":
         return ScanStyle(kind, cloud, True, float(rng.uniform(0.012, 0.018)), 1, (320, 240), 0.0, coloured)
-    return ScanStyle(kind, cloud, from_depth, float(rng.uniform(0.025, 0.04)), int(rng.integers(8, 14)),
+    return ScanStyle(kind, cloud, from_depth, float(rng.uniform(0.028, 0.042)), int(rng.integers(7, 12)),
                      (200, 150), float(rng.uniform(0.01, 0.02)), coloured)
+
+
+def _spacing(layout: Layout, drawn: float) -> float:
+    """The drawn vertex spacing, coarsened in large rooms so that the unscanned mesh stays near
+    :data:`_MAX_RAW_VERTICES` vertices (time and memory grow with it, not with the room)."""
+    width, depth, height = layout.size
+    floor = width * depth if layout.floor_rects is None else sum((x1 - x0) * (y1 - y0)
+                                                                  for x0, y0, x1, y1 in layout.floor_rects)
+    surface = 2.5 * floor + 2 * (width + depth) * height  # furniture roughly doubles the floor's area
+    return max(drawn, float(np.sqrt(1.15 * surface / _MAX_RAW_VERTICES)))
 
 
 def _lighting(vertices: np.ndarray, normals: np.ndarray, layout: Layout, rng: np.random.Generator) -> np.ndarray:
@@ -162,7 +173,7 @@ def make_training_scene(seed: int = 0, kind: str | None = None, as_cloud: bool |
     rng = _streams(seed)
     style = _style(rng["choice"], kind, as_cloud)
     layout = scanlike_layout(style.kind, rng["layout"])
-    raw = build_mesh(layout, style.vertex_spacing, rng["mesh"])
+    raw = build_mesh(layout, _spacing(layout, style.vertex_spacing), rng["mesh"])
     normals = vertex_normals(raw.vertices, raw.faces)
     views = _views(layout, style, rng["scan"])
     colors = None
