@@ -69,8 +69,8 @@ def _style(rng: np.random.Generator, kind: str | None, as_cloud: bool | None) ->
     coloured = bool(rng.random() >= 0.1)
     if kind == "tabletop":
         return ScanStyle(kind, cloud, True, float(rng.uniform(0.012, 0.018)), 1, (320, 240), 0.0, coloured)
-    return ScanStyle(kind, cloud, from_depth, float(rng.uniform(0.028, 0.042)), int(rng.integers(7, 12)),
-                     (200, 150), float(rng.uniform(0.01, 0.02)), coloured)
+    return ScanStyle(kind, cloud, from_depth, float(rng.uniform(0.028, 0.042)), int(rng.integers(8, 14)),
+                     (160, 120), float(rng.uniform(0.01, 0.02)), coloured)
 
 
 def _spacing(layout: Layout, drawn: float) -> float:
@@ -121,7 +121,10 @@ def _views(layout: Layout, style: ScanStyle, rng: np.random.Generator) -> Views:
     width, depth, _ = layout.size
     corners = (np.array([[0.0, 0.0], [width, 0.0], [width, depth], [0.0, depth]]) if layout.corners is None
                else layout.corners)
-    return walk_poses(corners, object_boxes(layout), style.views, rng, style.image_size)
+    floor = width * depth if layout.floor_rects is None else sum((x1 - x0) * (y1 - y0)
+                                                                  for x0, y0, x1, y1 in layout.floor_rects)
+    count = int(np.clip(style.views * floor / 20.0, 6, 16))  # a larger room takes a longer walk
+    return walk_poses(corners, object_boxes(layout), count, rng, style.image_size, layout.size[2])
 
 
 def _dropouts(vertices: np.ndarray, fragile: np.ndarray, rng: np.random.Generator) -> np.ndarray:

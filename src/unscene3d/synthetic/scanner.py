@@ -43,26 +43,41 @@ def inside_polygon(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
 
 
 def walk_poses(corners: np.ndarray, blocked: np.ndarray, count: int, rng: np.random.Generator,
-               image_size: tuple[int, int], margin: float = 0.35) -> Views:
+               image_size: tuple[int, int], height: float, margin: float = 0.35) -> Views:
     """``count`` poses at hand height on free floor (inside ``corners``, outside the (K, 2, 3) ``blocked``
-    boxes), turned around the room and pitched down, as a person scanning it would hold the camera."""
+    boxes), each looking at a piece of furniture or at a point on a wall below ``height``, as a person
+    scanning a room points the camera at what is there."""
     lo, hi = corners.min(axis=0) + margin, corners.max(axis=0) - margin
+    walls = np.stack([corners, np.roll(corners, -1, axis=0)], 1)
+    wall_length = np.linalg.norm(walls[:, 1] - walls[:, 0], axis=1)
     poses = []
-    start = rng.uniform(0, 2 * np.pi)
-    for k in range(count):
+    for _ in range(count):
         eye = np.array([*(lo + hi) / 2, 1.4])
         for _ in range(40):
             xy = rng.uniform(lo, hi)
-            candidate = np.array([*xy, rng.uniform(1.0, 1.7)])
             near_box = np.any(np.all((blocked[:, 0, :2] - margin < xy) & (xy < blocked[:, 1, :2] + margin), axis=1))
             if inside_polygon(xy[None], corners)[0] and not near_box:
-                eye = candidate
+                eye = np.array([*xy, rng.uniform(1.0, 1.7)])
                 break
-        yaw = start + 2 * np.pi * k / count + rng.uniform(-0.4, 0.4)
-        pitch = rng.uniform(np.radians(15), np.radians(55))
-        forward = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), -np.sin(pitch)])
-        poses.append(look_at(eye, eye + forward))
+        if len(blocked) and rng.random() < 0.5:
+            lo_box, hi_box = blocked[rng.integers(len(blocked))]
+            target = (lo_box + hi_box) / 2
+        else:
+            k = rng.choice(len(walls), p=wall_length / wall_length.sum())
+            target = np.array([*(walls[k, 0] + rng.uniform(0.05, 0.95) * (walls[k, 1] - walls[k, 0])),
+                               rng.uniform(0.2, min(1.8, height))])
+        if np.linalg.norm((target - eye)[:2]) < 0.3:  # straight down is a poor view: look further out
+            target[:2] += rng.normal(0, 1.0, 2)
+        poses.append(look_at(eye, target))
     return Views(poses, camera_intrinsic(image_size), image_size)
+
+
+def to_camera(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """World points into the camera frame of a camera-to-world ``pose``; column by column, as a BLAS
+    product of an (N, 3) by a 3 x 3 matrix gains nothing from threads and spins them up."""
+    offset = points - pose[:3, 3]
+    rotation = pose[:3, :3]
+    return offset[:, :1] * rotation[0] + offset[:, 1:2] * rotation[1] + offset[:, 2:] * rotation[2]
 
 
 def seen_vertices(vertices: np.ndarray, faces: np.ndarray, views: Views,
@@ -76,7 +91,7 @@ def seen_vertices(vertices: np.ndarray, faces: np.ndarray, views: Views,
         pix, depth, _, _ = nearest_samples(vertices, faces, pose, views.intrinsic, views.image_size)
         image = np.zeros(width * height)
         image[pix] = depth
-        cam = (vertices - pose[:3, 3]) @ pose[:3, :3]
+        cam = to_camera(vertices, pose)
         z = cam[:, 2]
         front = (z > NEAR) & (z < FAR)
         safe = np.where(front, z, 1.0)
@@ -117,7 +132,9 @@ def depth_points(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | N
         depth = np.round((depth + rng.normal(size=len(depth)) * kinect_sigma(depth)) * 1000) / 1000
         u, v = pix % width, pix // width
         cam = np.stack([(u - cx) / fx * depth, (v - cy) / fy * depth, depth], 1)
-        points.append(cam @ pose[:3, :3].T + pose[:3, 3])
+        rotation = pose[:3, :3]
+        points.append(cam[:, :1] * rotation[:, 0] + cam[:, 1:2] * rotation[:, 1] + cam[:, 2:] * rotation[:, 2]
+                      + pose[:3, 3])
         corner = faces[tri, np.argmax(weights, axis=1)]
         sources.append(corner)
         view_of.append(np.full(len(depth), index))
