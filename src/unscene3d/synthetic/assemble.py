@@ -72,7 +72,7 @@ def _wall_breaks(a: np.ndarray, b: np.ndarray, rects: list[tuple[float, float, f
         for corner in ((x0, y0), (x1, y0), (x1, y1), (x0, y1)):
             offset = np.asarray(corner) - a
             t = float(offset @ direction) / length**2
-            if 1e-9 < t < 1 - 1e-9 and abs(float(np.cross(direction, offset))) / length < 1e-9:
+            if 1e-9 < t < 1 - 1e-9 and abs(direction[0] * offset[1] - direction[1] * offset[0]) / length < 1e-9:
                 cuts.add(t)
     return np.array(sorted(cuts))
 
