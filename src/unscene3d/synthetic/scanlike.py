@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from unscene3d.scene import Scene
-from unscene3d.synthetic.appearance import wave_field, vertex_colors, vertex_normals
+from unscene3d.synthetic.appearance import vertex_colors, vertex_normals, wave_field
 from unscene3d.synthetic.assemble import build_mesh
 from unscene3d.synthetic.layout import WINDOW, Layout, ground_truth
-from unscene3d.synthetic.render import object_boxes, camera_intrinsic, look_at
+from unscene3d.synthetic.render import camera_intrinsic, look_at, object_boxes
 from unscene3d.synthetic.scanlike_layout import ROOM_KINDS, scanlike_layout
 from unscene3d.synthetic.scanner import Views, depth_points, seen_vertices, voxel_first, walk_poses
 
