@@ -8,7 +8,7 @@ boxes and cylinders, seen in one Kinect-like frame), furnished and dressed with 
   screens, random dropouts), noise along the normals growing with the distance it was seen from, plus a
   slow warp, as a fused reconstruction has;
 - a **point cloud**, either the seen mesh's vertices (as datasets ship clouds made from meshes), or the
-  depth pixels of every view back-projected with sensor noise and thinned to one point per 1-2 cm voxel
+  depth pixels of every view back-projected with sensor noise and thinned to one point per 0.8-2 cm voxel
   (a tabletop keeps its one frame whole, with the sensor position).
 
 Colours: the materials' textures under randomised lighting (1-3 ceiling lights with falloff, ambient,
@@ -70,7 +70,7 @@ def _style(rng: np.random.Generator, kind: str | None, as_cloud: bool | None) ->
     if kind == "tabletop":
         return ScanStyle(kind, cloud, True, float(rng.uniform(0.012, 0.018)), 1, (320, 240), 0.0, coloured)
     return ScanStyle(kind, cloud, from_depth, float(rng.uniform(0.028, 0.042)), int(rng.integers(8, 14)),
-                     (160, 120), float(rng.uniform(0.01, 0.02)), coloured)
+                     (160, 120), float(rng.uniform(0.008, 0.02)), coloured)
 
 
 def _spacing(layout: Layout, drawn: float) -> float:
