@@ -1,7 +1,9 @@
 """Generated training scenes beside real scans, on simple statistics (docs/benchmarks.md, "Generated scenes").
 
-Real: ScanNet scene0000_00 (mesh) and scene0011_00 (point cloud) from ``--data``. Generated: ``--rooms`` rooms of
-``make_training_scene`` (meshes and clouds as the seeds draw them) and, for reference, of ``make_synthetic_scene``.
+Real: ScanNet scene0000_00 (mesh) and scene0011_00 (point cloud) from ``--data``. Generated: ``make_training_scene``
+of ``--seed`` (default 0-7, which draw a tabletop, rooms and L-rooms as meshes and as clouds of mesh vertices, and
+11 and 15, rooms as fused depth clouds; kind and variant as the seed draws them) and, for reference, seeds 0-2 of
+``make_synthetic_scene``. The generation time (wall clock) is printed beside each.
 Per scan, each the same way for meshes and clouds:
 
 - ``pts/m2``: points per square metre of surface, the surface measured as occupied 5 cm voxels (so holes and
@@ -14,7 +16,7 @@ Per scan, each the same way for meshes and clouds:
 - ``size_m``: object size quantiles (25/50/75 %): the diagonal of each object's axis-aligned box, metres;
 - ``hole%``: share of the floor's 5 cm cells inside its outline (the cells' 2D convex hull) that hold no point.
 
-    python benchmarks/generated_vs_real.py [--data ../shared/data] [--rooms 6] [--first-seed 0]
+    python benchmarks/generated_vs_real.py [--data ../shared/data] [--seed S ...]
 """
 
 from __future__ import annotations
@@ -126,8 +128,7 @@ def format_row(name: str, stats: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data")
-    parser.add_argument("--rooms", type=int, default=6)
-    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, action="append", dest="seeds")
     args = parser.parse_args()
 
     from unscene3d.synthetic import make_synthetic_scene, make_training_scene
@@ -144,13 +145,12 @@ def main() -> None:
         if scene.gt is None:
             scene = load_scan(path, gt_path=path / "instance_gt" / f"{path.name}.txt", load_frames=False)
         print(format_row(name, scan_statistics(scene)), flush=True)
-    for seed in range(args.first_seed, args.first_seed + args.rooms):
+    for seed in args.seeds or [*range(8), 11, 15]:
         start = time.perf_counter()
         scene = make_training_scene(seed)
         seconds = time.perf_counter() - start
-        kind = "mesh" if scene.has_faces else "cloud"
-        print(format_row(f"scanlike {seed} ({kind}, {seconds:.1f}s)", scan_statistics(scene)), flush=True)
-    for seed in range(args.first_seed, args.first_seed + min(args.rooms, 3)):
+        print(format_row(f"{scene.name} ({seconds:.1f}s)", scan_statistics(scene)), flush=True)
+    for seed in range(3):
         print(format_row(f"rooms {seed} (mesh)", scan_statistics(make_synthetic_scene(seed))), flush=True)
 
 

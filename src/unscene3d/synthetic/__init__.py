@@ -1,5 +1,9 @@
 """Procedural indoor scenes with ground truth: the demo's default input and the tests' workhorse.
 
+``make_training_scene(seed)`` (:mod:`unscene3d.synthetic.scanlike`) makes scenes that look like real scans
+instead, for training: rooms of several shapes and tabletops, dressed with props, seen by a simulated
+scanner (holes, noise, uneven density), as meshes or point clouds.
+
 ``make_synthetic_scene(seed)`` builds a furnished room as one scan-like triangle mesh (z up, floor at
 z = 0, metres) with per-vertex colours and benchmark ground truth ``label * 1000 + instance``, and
 optionally renders posed RGB-D frames of it. The same seed gives bit-identical arrays; other seeds
