@@ -324,22 +324,34 @@ def export_gt(
 def synthetic(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.ply and gt/<scene>.txt."),
     seeds: list[int] = typer.Option([0], "--seed", help="Seed of a room; repeat for several rooms."),
+    scanlike: bool = typer.Option(False, "--scanlike", help="Scenes that look like real scans (seen from a "
+                                  "simulated scanner: holes, noise, props; rooms, L-shaped rooms, tabletops; meshes "
+                                  "or point clouds), as the model of objects can train on."),
+    kind: str = typer.Option(None, "--kind", help="With --scanlike: room, l-room or tabletop (default: drawn from "
+                             "the seed)."),
+    cloud: bool = typer.Option(None, "--cloud/--mesh", help="With --scanlike: point clouds or meshes (default: "
+                               "drawn from the seed)."),
 ) -> None:
     """Write procedural synthetic rooms with ground truth, as inputs for any stage."""
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.benchmark import write_gt_txt
     from unscene3d.io.ply import write_ply
     from unscene3d.progress import progress_log
-    from unscene3d.synthetic import make_synthetic_scene
+    from unscene3d.synthetic import make_synthetic_scene, make_training_scene
+    from unscene3d.synthetic.scanlike_layout import ROOM_KINDS
 
     for seed in seeds:
         check_count("--seed", seed, low=0)
     if len(set(seeds)) < len(seeds):
         raise InputError(None, "--seed: each seed names one room; a seed is given twice")
+    if not scanlike and (kind is not None or cloud is not None):
+        raise InputError(None, "--kind, --cloud and --mesh go with --scanlike")
+    if kind is not None and kind not in ROOM_KINDS:
+        raise InputError(None, f"--kind must be one of {', '.join(ROOM_KINDS)}, got {kind!r}")
     check_output_dir(output)
     remove_stale_temps(output)
     for seed in progress_log(seeds, "synthetic"):
-        scene = make_synthetic_scene(seed)
+        scene = make_training_scene(seed, kind, cloud) if scanlike else make_synthetic_scene(seed)
         write_gt_txt(output / "gt" / f"{scene.name}.txt", scene.gt)
         write_ply(output / f"{scene.name}.ply", scene.vertices, scene.faces, scene.colors)
     typer.echo(f"{len(seeds)} synthetic scenes -> {output}")
@@ -684,6 +696,8 @@ def train_ranker(
     cache: Path = typer.Option(None, help="Folder for the examples of each scene (default: OUTPUT.examples/); a "
                                "re-run reuses them."),
     workers: int = typer.Option(1, help="Scenes prepared in parallel (processes)."),
+    generator: str = typer.Option(None, help="Training scenes: rooms (the default) or scanlike (scenes that look "
+                                  "like real scans: `unscene3d synthetic --scanlike`)."),
 ) -> None:
     """Train the model of objects: a ranker of candidate masks, on generated scenes whose labels come for free.
     With no options it remakes the ranker shipped with the package."""
@@ -697,8 +711,13 @@ def train_ranker(
                           ("--workers", workers)):
         check_count(option, value)
     check_count("--seed", seed, low=0)
+    from unscene3d.proposals.training import GENERATORS
+
+    if generator is not None and generator not in GENERATORS:
+        raise InputError(None, f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
     check_output_file(output)
-    overrides = {"scenes": scenes, "validation_scenes": validation_scenes, "epochs": epochs, "seed": seed}
+    overrides = {"scenes": scenes, "validation_scenes": validation_scenes, "epochs": epochs, "seed": seed,
+                 "generator": generator}
     config = replace(TrainingConfig(), **{k: v for k, v in overrides.items() if v is not None})
     remove_stale_temps(output.parent, target=output)
     ranker = run_training(output, config, cache=cache, workers=workers)

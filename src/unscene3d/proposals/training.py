@@ -2,8 +2,9 @@
 
 ``unscene3d train-ranker -o FILE`` (:func:`train_ranker`):
 
-1. **examples**: for every generated scene (seeds ``first_seed`` onwards, each a mesh or, for every second
-   seed, the same room as a point cloud of its vertices), the candidates and their features, each candidate's
+1. **examples**: for every generated scene (seeds ``first_seed`` onwards; ``generator`` "rooms": each a mesh or,
+   for every second seed, the same room as a point cloud of its vertices; "scanlike": scenes that look like real
+   scans, :func:`~unscene3d.synthetic.make_training_scene`), the candidates and their features, each candidate's
    target the IoU with the object it covers best (objects: every instance but wall, floor and ceiling). Each
    scene's examples are cached as ``<cache>/<scene>.npz`` (written atomically), so an interrupted run resumes;
 2. **fit**: each member of the ensemble is trained on all examples with the binary cross-entropy against the
@@ -40,6 +41,9 @@ from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
 
+# Where the training scenes come from: make_synthetic_scene's rooms, or make_training_scene's scan-like scenes.
+GENERATORS = ("rooms", "scanlike")
+
 # Instances smaller than this are not objects to learn (the benchmark ignores them too).
 MIN_OBJECT_POINTS = 100
 
@@ -57,9 +61,14 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    generator: str = "rooms"
     ranker: RankerConfig = field(default_factory=RankerConfig)
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+    def __post_init__(self) -> None:
+        if self.generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
 
     def to_dict(self) -> dict:
         data = {k: v for k, v in asdict(self).items() if k not in ("ranker", "proposals", "selection")}
@@ -67,15 +76,25 @@ class TrainingConfig:
                 "selection": asdict(self.selection)}
 
 
-def generated_scene(seed: int) -> Scene:
-    """The generated training scene of ``seed``: a furnished room as a mesh, or for odd seeds as the point cloud
-    of its vertices."""
+def generated_scene(seed: int, generator: str = "rooms") -> Scene:
+    """The generated training scene of ``seed``: with ``rooms`` a furnished room as a mesh, or for odd seeds as the
+    point cloud of its vertices; with ``scanlike`` :func:`~unscene3d.synthetic.make_training_scene` (a room,
+    L-shaped room or tabletop, as a scanned mesh or point cloud)."""
+    if generator == "scanlike":
+        from unscene3d.synthetic import make_training_scene
+
+        return make_training_scene(seed)
     from unscene3d.synthetic import make_synthetic_scene
 
     scene = make_synthetic_scene(seed)
     if seed % 2:
         scene = Scene(f"{scene.name}_cloud", scene.vertices, np.zeros((0, 3), np.int64), scene.colors, gt=scene.gt)
     return scene
+
+
+def example_file(cache: Path, seed: int, generator: str) -> Path:
+    """Where a scene's examples are cached (scan-like scenes apart, so a cache never mixes generators)."""
+    return cache / (f"{seed}.npz" if generator == "rooms" else f"{generator}_{seed}.npz")
 
 
 def candidate_targets(masks: np.ndarray, labels: np.ndarray, gt: np.ndarray,
@@ -116,31 +135,32 @@ def scene_examples(scene: Scene, proposals: ProposalConfig) -> dict[str, np.ndar
     }
 
 
-def _build_one(cache: str, proposals: ProposalConfig, _state: None, seed: int) -> tuple[int, float]:
+def _build_one(cache: str, proposals: ProposalConfig, generator: str, _state: None, seed: int) -> tuple[int, float]:
     start = time.perf_counter()
-    path = Path(cache) / f"{seed}.npz"
+    path = example_file(Path(cache), seed, generator)
     if not path.exists():
-        examples = scene_examples(generated_scene(seed), proposals)
+        examples = scene_examples(generated_scene(seed, generator), proposals)
         with atomic_output(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **examples)
     return seed, time.perf_counter() - start
 
 
-def build_examples(seeds: list[int], cache: Path, proposals: ProposalConfig, workers: int = 1) -> list[Path]:
+def build_examples(seeds: list[int], cache: Path, proposals: ProposalConfig, workers: int = 1,
+                   generator: str = "rooms") -> list[Path]:
     """Make (or find in ``cache``) every seed's examples; logs progress with rate and ETA."""
     cache.mkdir(parents=True, exist_ok=True)
-    todo = [seed for seed in seeds if not (cache / f"{seed}.npz").exists()]
+    todo = [seed for seed in seeds if not example_file(cache, seed, generator).exists()]
     if len(todo) < len(seeds):
         log.info("examples of %d of %d scenes found in %s", len(seeds) - len(todo), len(seeds), cache)
     start = time.perf_counter()
     for done, (seed, seconds) in enumerate(
-            map_in_workers(partial(_build_one, str(cache), proposals), todo, lambda: None, workers), 1):
+            map_in_workers(partial(_build_one, str(cache), proposals, generator), todo, lambda: None, workers), 1):
         elapsed = time.perf_counter() - start
         if done == len(todo) or done % 10 == 0:
             log.info("examples %d/%d (scene %d took %.1fs); %.2f scenes/s, elapsed %s, ETA %s", done, len(todo),
                      seed, seconds, done / elapsed, format_duration(elapsed),
                      format_duration(elapsed / done * (len(todo) - done)))
-    return [cache / f"{seed}.npz" for seed in seeds]
+    return [example_file(cache, seed, generator) for seed in seeds]
 
 
 def read_examples(path: Path) -> dict[str, np.ndarray]:
@@ -263,8 +283,9 @@ def train_ranker(out: str | Path, config: TrainingConfig | None = None, *, cache
     start = time.perf_counter()
     train_seeds = list(range(config.first_seed, config.first_seed + config.scenes))
     validation_seeds = list(range(config.validation_seed, config.validation_seed + config.validation_scenes))
-    train_paths = build_examples(train_seeds + validation_seeds, cache, config.proposals, workers)[:len(train_seeds)]
-    validation_paths = [cache / f"{seed}.npz" for seed in validation_seeds]
+    train_paths = build_examples(train_seeds + validation_seeds, cache, config.proposals, workers,
+                                 config.generator)[:len(train_seeds)]
+    validation_paths = [example_file(cache, seed, config.generator) for seed in validation_seeds]
     examples = [read_examples(path) for path in train_paths]
     features = np.concatenate([e["features"] for e in examples])
     targets = np.concatenate([e["targets"] for e in examples])

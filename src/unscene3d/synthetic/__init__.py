@@ -1,5 +1,9 @@
 """Procedural indoor scenes with ground truth: the demo's default input and the tests' workhorse.
 
+``make_training_scene(seed)`` (:mod:`unscene3d.synthetic.scanlike`) makes scenes that look like real scans
+instead, for training: rooms of several shapes and tabletops, dressed with props, seen by a simulated
+scanner (holes, noise, uneven density), as meshes or point clouds.
+
 ``make_synthetic_scene(seed)`` builds a furnished room as one scan-like triangle mesh (z up, floor at
 z = 0, metres) with per-vertex colours and benchmark ground truth ``label * 1000 + instance``, and
 optionally renders posed RGB-D frames of it. The same seed gives bit-identical arrays; other seeds
@@ -50,10 +54,11 @@ import numpy as np
 from unscene3d.scene import Frame, Scene
 from unscene3d.synthetic.appearance import add_sensor_noise, vertex_colors, vertex_normals
 from unscene3d.synthetic.assemble import build_mesh
-from unscene3d.synthetic.layout import FLOOR_LABEL, WALL_LABEL, Layout, generate_layout
+from unscene3d.synthetic.layout import Layout, generate_layout, ground_truth
 from unscene3d.synthetic.render import place_cameras, render_frames
+from unscene3d.synthetic.scanlike import make_training_scene
 
-__all__ = ["make_synthetic_scene", "synthetic_layout", "Layout"]
+__all__ = ["make_synthetic_scene", "make_training_scene", "synthetic_layout", "Layout"]
 
 # Independent random streams, so e.g. the noise level never changes the layout or the triangulation.
 _STREAMS = ("layout", "mesh", "noise", "color", "camera")
@@ -104,14 +109,5 @@ def make_synthetic_scene(
         faces=raw.faces,
         colors=colors,
         frames=frames,
-        gt=_ground_truth(layout, raw.instance),
+        gt=ground_truth(layout, raw.instance),
     )
-
-
-def _ground_truth(layout: Layout, instance: np.ndarray) -> np.ndarray:
-    labels = np.zeros(layout.floor_instance + 1, dtype=np.int64)
-    for obj in layout.objects:
-        labels[obj.instance] = obj.label
-    labels[list(layout.wall_instances)] = WALL_LABEL
-    labels[layout.floor_instance] = FLOOR_LABEL
-    return labels[instance] * 1000 + instance

@@ -21,7 +21,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
 
-def _waves(points: np.ndarray, rng: np.random.Generator, wavelength: tuple[float, float], count: int = 3) -> np.ndarray:
+def wave_field(points: np.ndarray, rng: np.random.Generator, wavelength: tuple[float, float], count: int = 3) -> np.ndarray:
     """A smooth random field in about [-1, 1]: a sum of plane waves in random directions."""
     directions = rng.normal(size=(count, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -34,17 +34,17 @@ def add_sensor_noise(vertices: np.ndarray, normals: np.ndarray, sigma: float, rn
     """Move vertices along their normals: white noise plus a slow waviness, both of scale ``sigma``."""
     if sigma <= 0:
         return vertices.copy()
-    offset = sigma * (rng.normal(size=len(vertices)) + 0.7 * _waves(vertices, rng, (0.5, 1.5)))
+    offset = sigma * (rng.normal(size=len(vertices)) + 0.7 * wave_field(vertices, rng, (0.5, 1.5)))
     return vertices + normals * offset[:, None]
 
 
 def _pattern(points: np.ndarray, pattern: str, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per-vertex RGB (float) of one material before shading and jitter."""
     n = len(points)
-    brightness = 1.0 + 0.05 * _waves(points, rng, (0.3, 1.0))
+    brightness = 1.0 + 0.05 * wave_field(points, rng, (0.3, 1.0))
     if pattern == "grain":
         axis = np.eye(3)[rng.integers(2)]
-        stripes = np.sin(2 * np.pi * (points @ axis) / rng.uniform(0.02, 0.05) + 2.0 * _waves(points, rng, (0.2, 0.6)))
+        stripes = np.sin(2 * np.pi * (points @ axis) / rng.uniform(0.02, 0.05) + 2.0 * wave_field(points, rng, (0.2, 0.6)))
         brightness = brightness + 0.07 * stripes
     elif pattern == "planks":
         plank_w = rng.uniform(0.12, 0.2)

@@ -62,23 +62,45 @@ def _mesh_part(part: Part, h: float, rng: np.random.Generator) -> primitives.Loc
     raise ValueError(f"unknown part shape {part.shape!r}")
 
 
+def _wall_breaks(a: np.ndarray, b: np.ndarray, rects: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """Where along the wall a -> b (fractions, sorted, 0 and 1 included) a floor rectangle's corner lies:
+    the wall is meshed in pieces between them so that its bottom nodes match the floor's edge nodes."""
+    direction = b - a
+    length = float(np.linalg.norm(direction))
+    cuts = {0.0, 1.0}
+    for x0, y0, x1, y1 in rects:
+        for corner in ((x0, y0), (x1, y0), (x1, y1), (x0, y1)):
+            offset = np.asarray(corner) - a
+            t = float(offset @ direction) / length**2
+            if 1e-9 < t < 1 - 1e-9 and abs(direction[0] * offset[1] - direction[1] * offset[0]) / length < 1e-9:
+                cuts.add(t)
+    return np.array(sorted(cuts))
+
+
 def _room_mesh(layout: Layout, h: float, rng: np.random.Generator):
-    """Floor and four walls (inner sides only, open top), welded along their shared edges."""
+    """Floor and walls (inner sides only, open top), welded along their shared edges."""
     width, depth, height = layout.size
-    corners = np.array([[0.0, 0.0], [width, 0.0], [width, depth], [0.0, depth]])
-    pieces = [primitives.grid_patch(np.zeros(3), np.array([width, 0, 0.0]), np.array([0, depth, 0.0]), h, rng)]
-    for k in range(4):
-        a, b = corners[k], corners[(k + 1) % 4]
-        # u = up, v = along the wall: u x v is the inward normal for a counter-clockwise room.
-        up, along = np.array([0.0, 0.0, height]), np.array([*(b - a), 0.0])
-        pieces.append(primitives.grid_patch(np.array([*a, 0.0]), up, along, h, rng))
+    corners = (np.array([[0.0, 0.0], [width, 0.0], [width, depth], [0.0, depth]]) if layout.corners is None
+               else layout.corners)
+    rects = [(0.0, 0.0, width, depth)] if layout.floor_rects is None else layout.floor_rects
+    pieces = [primitives.grid_patch(np.array([x0, y0, 0.0]), np.array([x1 - x0, 0, 0.0]), np.array([0, y1 - y0, 0.0]),
+                                    h, rng) for x0, y0, x1, y1 in rects]
+    instance_of = [layout.floor_instance] * len(rects)
+    for k in range(len(corners)):
+        a, b = corners[k], corners[(k + 1) % len(corners)]
+        cuts = _wall_breaks(a, b, rects)
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            # u = up, v = along the wall: u x v is the inward normal for a counter-clockwise room.
+            up, along = np.array([0.0, 0.0, height]), np.array([*((t1 - t0) * (b - a)), 0.0])
+            pieces.append(primitives.grid_patch(np.array([*(a + t0 * (b - a)), 0.0]), up, along, h, rng))
+            instance_of.append(layout.wall_instances[k])
     offsets = np.cumsum([0] + [len(v) for v, _ in pieces])
     vertices = np.concatenate([v for v, _ in pieces])
     faces = np.concatenate([f + o for (_, f), o in zip(pieces, offsets)])
     piece_of = np.repeat(np.arange(len(pieces)), [len(v) for v, _ in pieces])
     vertices, faces, first = primitives.weld_coincident(vertices, faces)
-    instances = np.array([layout.floor_instance, *layout.wall_instances])[piece_of[first]]
-    materials = np.where(piece_of[first] == 0, layout.floor_material, layout.wall_material)
+    instances = np.array(instance_of)[piece_of[first]]
+    materials = np.where(instances == layout.floor_instance, layout.floor_material, layout.wall_material)
     return vertices, faces, instances, materials, piece_of[first]
 
 
@@ -129,13 +151,16 @@ def _weld_contacts(mesh: RawMesh, part_id: np.ndarray, contacts: list[_Contact],
     on_ring = np.zeros(n, dtype=bool)
     for contact in contacts:
         on_ring[contact.ring] = True
-    order = np.argsort(mesh.instance, kind="stable")
-    bounds = np.searchsorted(mesh.instance[order], np.unique(mesh.instance), side="left")
-    by_instance = dict(zip(np.unique(mesh.instance).tolist(), np.split(order, bounds[1:])))
+    # Only support vertices near a rim can be hidden by it or merged into it: look them up in a tree
+    # (in index order, so that ties break as in a scan of all the support's vertices).
+    tree = cKDTree(mesh.vertices)
 
     for contact in contacts:
-        candidates = by_instance.get(contact.support, np.empty(0, dtype=np.int64))
-        candidates = candidates[(part_id[candidates] != contact.part) & ~deleted[candidates] & ~merged[candidates]
+        ring = mesh.vertices[contact.ring]
+        centre = ring.mean(axis=0)
+        reach = float(np.linalg.norm(ring - centre, axis=1).max()) + 1.01 * h
+        candidates = np.sort(np.asarray(tree.query_ball_point(centre, reach), dtype=np.int64))
+        candidates = candidates[(mesh.instance[candidates] == contact.support) & (part_id[candidates] != contact.part) & ~deleted[candidates] & ~merged[candidates]
                                 & ~on_ring[candidates]]
         candidates = candidates[np.abs(mesh.vertices[candidates] @ contact.normal - contact.offset) < _PLANE_TOLERANCE]
         if len(candidates) == 0:

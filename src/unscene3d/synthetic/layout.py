@@ -30,15 +30,22 @@ DESK, CURTAIN, REFRIGERATOR = 14, 16, 24
 
 @dataclass
 class Layout:
-    """A furnished room: size (width, depth, wall height), objects, and the structure's ids."""
+    """A furnished room: size (width, depth, wall height), objects, and the structure's ids.
+
+    ``corners`` is the outline counter-clockwise (None: the rectangle [0, width] x [0, depth]); wall k runs
+    from corner k to corner k+1. ``floor_rects`` tile the floor as (x0, y0, x1, y1) rectangles that meet
+    edge to edge (None: one rectangle).
+    """
 
     size: tuple[float, float, float]
     objects: list[PlacedObject]
     floor_instance: int
-    wall_instances: tuple[int, int, int, int]
+    wall_instances: tuple[int, ...]
     floor_material: int
     wall_material: int
     materials: list[Material] = field(default_factory=list)
+    corners: np.ndarray | None = None
+    floor_rects: list[tuple[float, float, float, float]] | None = None
 
 
 def _seat_chairs(plan: Planner, table_pose, chair_model: Model, seats, materials, existing: list[np.ndarray]) -> None:
@@ -65,7 +72,7 @@ def _seat_chairs(plan: Planner, table_pose, chair_model: Model, seats, materials
             plan.add(chair_model, CHAIR, "chair", (cx, cy, chair_yaw), materials, support=FLOOR)
 
 
-def _place_table_group(plan: Planner) -> None:
+def place_table_group(plan: Planner) -> None:
     """A table with chairs around it, some pushed in so their backrest touches the table top."""
     rng = plan.rng
     round_top = rng.random() < 0.3
@@ -103,6 +110,14 @@ def generate_layout(rng: np.random.Generator) -> Layout:
     floor_material = plan.material(red * np.cumprod([1.0, rng.uniform(0.6, 0.85), rng.uniform(0.55, 0.85)]), "planks")
     wall_material = plan.material(rng.uniform(175, 235) + rng.normal(0, 10, 3), "plain")
     plan.background = [floor_material, wall_material]
+
+    furnish_room(plan, wall_h)
+    return finish_layout(plan, floor_material, wall_material)
+
+
+def furnish_room(plan: Planner, wall_h: float) -> None:
+    """Door, bed or sofa, shelves, cabinets, fridge, desk, a table group, floor clutter and wall decor."""
+    rng = plan.rng
 
     def against_wall(model: Model, label: int, kind: str, materials, **kwargs):
         spot = plan.try_wall(model, **kwargs)
@@ -145,21 +160,25 @@ def generate_layout(rng: np.random.Generator) -> Layout:
             seat = (np.pi / 2, model.half[1], bool(rng.random() < 0.5))
             _seat_chairs(plan, pose, fm.chair(rng), [seat], [plan.furniture_material()] * 2, existing)
 
-    _place_table_group(plan)
-    _place_floor_clutter(plan)
-    _place_wall_decor(plan, wall_h)
+    place_table_group(plan)
+    place_floor_clutter(plan)
+    place_wall_decor(plan, wall_h)
 
+
+def finish_layout(plan: Planner, floor_material: int, wall_material: int, **room) -> Layout:
+    """Give the structure its instance ids (after the objects') and resolve the symbolic supports;
+    ``room`` passes ``corners`` and ``floor_rects`` of a room that is not a rectangle."""
     count = len(plan.objects)
-    walls = tuple(count + 1 + k for k in range(4))
-    floor = count + 5
-    resolve = {FLOOR_CODE: floor, **{WALL_CODE - k: walls[k] for k in range(4)}}
+    walls = tuple(count + 1 + k for k in range(len(plan.corners)))
+    floor = count + len(walls) + 1
+    resolve = {FLOOR_CODE: floor, **{WALL_CODE - k: walls[k] for k in range(len(walls))}}
     for obj in plan.objects:
         obj.support = resolve.get(obj.support, obj.support)
         obj.parts = [replace(p, contacts=tuple((f, resolve.get(t, t)) for f, t in p.contacts)) for p in obj.parts]
-    return Layout(size, plan.objects, floor, walls, floor_material, wall_material, plan.materials)
+    return Layout(plan.size, plan.objects, floor, walls, floor_material, wall_material, plan.materials, **room)
 
 
-def _place_floor_clutter(plan: Planner) -> None:
+def place_floor_clutter(plan: Planner) -> None:
     """Stacks of boxes, bins and a few loose chairs on the floor."""
     rng = plan.rng
     for _ in range(int(rng.integers(1, 3))):
@@ -195,7 +214,7 @@ def _place_floor_clutter(plan: Planner) -> None:
             plan.add(model, CHAIR, "chair", spot, [plan.furniture_material()] * 2, support=FLOOR)
 
 
-def _place_wall_decor(plan: Planner, wall_h: float) -> None:
+def place_wall_decor(plan: Planner, wall_h: float) -> None:
     """A window (maybe with curtains beside it) and pictures, above whatever stands at the wall."""
     rng = plan.rng
     if rng.random() < 0.7:
@@ -235,3 +254,13 @@ def _hang_curtains(plan: Planner, k: int, window_pose, window_width: float, top:
             plan.footprints.append(corners)
             plan.wall_spans[k].append((t - hx, t + hx, 0.0, top))
             plan.add(model, CURTAIN, "curtain", (center[0], center[1], yaw), [material], support=0)
+
+
+def ground_truth(layout: Layout, instance: np.ndarray) -> np.ndarray:
+    """Per-vertex ``label * 1000 + instance`` from the vertices' instance ids."""
+    labels = np.zeros(layout.floor_instance + 1, dtype=np.int64)
+    for obj in layout.objects:
+        labels[obj.instance] = obj.label
+    labels[list(layout.wall_instances)] = WALL_LABEL
+    labels[layout.floor_instance] = FLOOR_LABEL
+    return labels[instance] * 1000 + instance

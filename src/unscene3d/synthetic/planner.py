@@ -68,13 +68,17 @@ def rects_overlap(a: np.ndarray, b: np.ndarray) -> bool:
 class Planner:
     """Places models one by one, remembering what is taken."""
 
-    def __init__(self, rng: np.random.Generator, size: tuple[float, float, float]) -> None:
+    def __init__(self, rng: np.random.Generator, size: tuple[float, float, float],
+                 corners: np.ndarray | None = None) -> None:
+        """``corners``: the room's outline counter-clockwise inside [0, width] x [0, depth] (default: that
+        rectangle); floor outside the outline must be blocked by a footprint (see ``footprints``)."""
         self.rng = rng
         self.size = size
         width, depth, _ = size
-        self.corners = np.array([[0.0, 0.0], [width, 0.0], [width, depth], [0.0, depth]])
+        rectangle = np.array([[0.0, 0.0], [width, 0.0], [width, depth], [0.0, depth]])
+        self.corners = rectangle if corners is None else np.asarray(corners, dtype=np.float64)
         self.footprints: list[np.ndarray] = []
-        self.wall_spans: list[list[tuple[float, float, float, float]]] = [[] for _ in range(4)]
+        self.wall_spans: list[list[tuple[float, float, float, float]]] = [[] for _ in range(len(self.corners))]
         self.objects: list[PlacedObject] = []
         self.materials: list[Material] = []
         self.background: list[int] = []  # material ids of floor and walls
@@ -102,7 +106,7 @@ class Planner:
     # -- geometry --------------------------------------------------------------------------------
     def wall_frame(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
         """(start corner, unit direction, inward normal, length, yaw of an object backed against it)."""
-        a, b = self.corners[k], self.corners[(k + 1) % 4]
+        a, b = self.corners[k], self.corners[(k + 1) % len(self.corners)]
         length = float(np.linalg.norm(b - a))
         u = (b - a) / length
         return a, u, np.array([-u[1], u[0]]), length, float(np.arctan2(u[1], u[0]))
@@ -126,7 +130,7 @@ class Planner:
         """A free spot with the model's back against a wall: (wall, x, y, yaw) or None."""
         hx, hy = model.half
         for _ in range(tries):
-            k = int(self.rng.integers(4))
+            k = int(self.rng.integers(len(self.corners)))
             a, u, n, length, yaw = self.wall_frame(k)
             if length < 2 * hx + 0.1:
                 continue

@@ -35,7 +35,7 @@ def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     return pose
 
 
-def _object_boxes(layout: Layout) -> np.ndarray:
+def object_boxes(layout: Layout) -> np.ndarray:
     """Axis-aligned bounds (lo, hi) of every object, from its parts: (K, 2, 3)."""
     boxes = []
     for obj in layout.objects:
@@ -56,7 +56,7 @@ def place_cameras(
     width, depth, _ = layout.size
     center = np.array([width / 2, depth / 2])
     radius = np.array([width / 2, depth / 2]) - 0.5
-    boxes = _object_boxes(layout)
+    boxes = object_boxes(layout)
     start = rng.uniform(0, 2 * np.pi)
     poses = []
     for k in range(num_frames):
@@ -81,21 +81,20 @@ def place_cameras(
     return poses, camera_intrinsic(image_size)
 
 
-def rasterize(
-    vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, pose: np.ndarray, intrinsic: np.ndarray,
-    image_size: tuple[int, int],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render one view: (colour (H, W, 3) uint8, depth (H, W) float32 metres, 0 = empty).
+def nearest_samples(
+    vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, intrinsic: np.ndarray, image_size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The surface seen at each covered pixel of one view: (pixel index row * width + column, depth in
+    metres, triangle index into ``faces``, (n, 3) perspective-correct barycentric weights).
 
     Every triangle is tested against the pixel centres in its bounding box (triangles are grouped by
-    box size so one batch is one array operation); depth and colour are interpolated perspective-
-    correctly; the nearest sample wins each pixel.
+    box size so one batch is one array operation); the nearest sample wins each pixel.
     """
     width, height = image_size
     cam = (vertices - pose[:3, 3]) @ pose[:3, :3]
     z = cam[:, 2]
     in_front = np.all(z[faces] > _NEAR, axis=1)
-    faces = faces[in_front]
+    faces = faces[in_front]  # indices below are into these; mapped back at the end
     safe_z = np.where(z > _NEAR, z, 1.0)
     px = intrinsic[0, 0] * cam[:, 0] / safe_z + intrinsic[0, 2]
     py = intrinsic[1, 1] * cam[:, 1] / safe_z + intrinsic[1, 2]
@@ -135,16 +134,28 @@ def rasterize(
             tri_all.append(tri[rows])
             w_all.append(bary / inv_depth[:, None])  # perspective-correct barycentric weights
 
+    if not pix_all:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64), np.empty((0, 3))
+    pix, depth = np.concatenate(pix_all), np.concatenate(depth_all)
+    order = np.lexsort((depth, pix))
+    first = order[np.r_[True, pix[order][1:] != pix[order][:-1]]]  # nearest sample per pixel
+    visible = np.flatnonzero(in_front)[np.concatenate(tri_all)[first]]
+    return pix[first], depth[first], visible, np.concatenate(w_all)[first]
+
+
+def rasterize(
+    vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, pose: np.ndarray, intrinsic: np.ndarray,
+    image_size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render one view: (colour (H, W, 3) uint8, depth (H, W) float32 metres, 0 = empty); depth and
+    colour are interpolated perspective-correctly (see :func:`nearest_samples`)."""
+    width, height = image_size
+    pix, depth, tri, weights = nearest_samples(vertices, faces, pose, intrinsic, image_size)
     color_image = np.zeros((height * width, 3), dtype=np.uint8)
     depth_image = np.zeros(height * width, dtype=np.float32)
-    if pix_all:
-        pix, depth = np.concatenate(pix_all), np.concatenate(depth_all)
-        order = np.lexsort((depth, pix))
-        first = order[np.r_[True, pix[order][1:] != pix[order][:-1]]]  # nearest sample per pixel
-        tri, weights = np.concatenate(tri_all)[first], np.concatenate(w_all)[first]
-        shade = np.einsum("nk,nkc->nc", weights, colors[faces[tri]].astype(np.float64))
-        color_image[pix[first]] = np.clip(np.round(shade), 0, 255).astype(np.uint8)
-        depth_image[pix[first]] = depth[first]
+    shade = np.einsum("nk,nkc->nc", weights, colors[faces[tri]].astype(np.float64))
+    color_image[pix] = np.clip(np.round(shade), 0, 255).astype(np.uint8)
+    depth_image[pix] = depth
     return color_image.reshape(height, width, 3), depth_image.reshape(height, width)
 
 
