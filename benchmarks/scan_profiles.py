@@ -50,8 +50,9 @@ def evaluate(predictions: Path, gt: Path) -> dict[str, float]:
 
 
 def profile_line(log: str) -> str:
-    lines = [line for line in log.splitlines() if "units " in line and " up " in line]
-    return lines[0].split(": ", 3)[-1] if lines else "(no profile line)"
+    lines = [line for line in log.splitlines() if "unscene3d.io.scan: " in line and "; units " in line]
+    # the message after the logger's name and the scan's path
+    return lines[0].split("unscene3d.io.scan: ", 1)[1].split(": ", 1)[1] if lines else "(no profile line)"
 
 
 def row(label: str, figures: dict[str, float]) -> str:

@@ -159,7 +159,9 @@ def infer_profile(
         up, up_reason = _floor_axis(vertices, faces, normals)
     rotation = TO_Z_UP[up]
     if kind == "tabletop" and request.up is None:
-        levelled = _support_plane(vertices @ rotation.T * units_scale)
+        # with no axis to go by (a cloud without normals), the largest plane of any orientation
+        guided = format_up is not None or up_reason.startswith("the floor")
+        levelled = _support_plane(vertices @ rotation.T * units_scale, guided)
         if levelled is not None:
             rotation = levelled[0] @ rotation
             up, up_reason = "support plane", f"{levelled[1]:.0%} of the points, {up_reason}"
@@ -266,9 +268,11 @@ def _floor_axis(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray | N
     return best, f"the floor: {evidence[best]:.0%} of the surface faces along it at the bottom"
 
 
-def _support_plane(points: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The rotation levelling the largest roughly upward plane of ``points`` (metres, z up), and the fraction of
-    the points on it; None when there is none. RANSAC on a fixed-seed sample, then a least-squares fit."""
+def _support_plane(points: np.ndarray, guided: bool) -> tuple[np.ndarray, float] | None:
+    """The rotation levelling the largest plane of ``points`` (metres), and the fraction of the points on it;
+    None when there is none. ``guided``: z is roughly up, and the plane must face within 60 degrees of it;
+    otherwise up is the plane's side holding most of the other points (objects stand on it). RANSAC on a
+    fixed-seed sample, then a least-squares fit."""
     sample = _subsample(points)
     if len(sample) < 3:
         return None
@@ -278,7 +282,7 @@ def _support_plane(points: np.ndarray) -> tuple[np.ndarray, float] | None:
         a, b, c = sample[rng.choice(len(sample), 3, replace=False)]
         normal = np.cross(b - a, c - a)
         length = np.linalg.norm(normal)
-        if length < 1e-12 or abs(normal[2]) / length < _PLANE_MAX_TILT:
+        if length < 1e-12 or (guided and abs(normal[2]) / length < _PLANE_MAX_TILT):
             continue
         normal = normal / length
         count = int((np.abs((sample - a) @ normal) < _PLANE_DISTANCE).sum())
@@ -287,14 +291,21 @@ def _support_plane(points: np.ndarray) -> tuple[np.ndarray, float] | None:
     if best_normal is None:
         return None
     inliers = sample[np.abs((sample - best_point) @ best_normal) < _PLANE_DISTANCE]
-    centred = inliers - inliers.mean(axis=0)
-    normal = np.linalg.svd(centred, full_matrices=False)[2][2]
-    normal = normal if normal[2] > 0 else -normal
+    centre = inliers.mean(axis=0)
+    normal = np.linalg.svd(inliers - centre, full_matrices=False)[2][2]
+    if guided:
+        normal = normal if normal[2] > 0 else -normal
+    else:
+        height = (sample - centre) @ normal
+        off_plane = height[np.abs(height) > _PLANE_DISTANCE]
+        normal = normal if (off_plane > 0).sum() >= (off_plane < 0).sum() else -normal
     return _rotation_to_z(normal), len(inliers) / len(sample)
 
 
 def _rotation_to_z(normal: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking the unit vector ``normal`` (not pointing down) to +z (Rodrigues)."""
+    """The smallest rotation taking the unit vector ``normal`` to +z (Rodrigues; a half turn about x for -z)."""
+    if normal[2] < -1 + 1e-9:
+        return TO_Z_UP["-z"]
     axis = np.cross(normal, [0.0, 0.0, 1.0])
     cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
     return np.eye(3) + cross + cross @ cross / (1.0 + normal[2])
