@@ -6,8 +6,8 @@ here and turns the scan into the project's working frame with it: z up, and leng
 - **Units**: a scan whose robust extent is over :data:`_MILLIMETRE_EXTENT` units is read as millimetres, one
   under :data:`_KILOMETRE_EXTENT` as kilometres (1,000x too small); beyond either it is refused with the
   ``--scale`` to use.
-- **Kind**: a scan under :data:`TABLETOP_MAX_EXTENT` metres across is a tabletop (a depth frame of a table at
-  about 1 m), anything larger a room.
+- **Kind**: a point cloud under :data:`TABLETOP_MAX_EXTENT` metres across is a tabletop (a depth frame of a
+  table at about 1 m); anything larger, and any mesh, a room (``--kind tabletop`` says otherwise).
 - **Up axis**: ``--up``, else the format's convention (glTF is y up, an organized PCD is a camera frame), else
   the floor: of the six axis directions, the one with the most horizontal surface at its bottom and the least
   at its top (floors are scanned, ceilings mostly not; a wall faces sideways on both sides). A tabletop is
@@ -147,8 +147,10 @@ def infer_profile(
     extent, spacing = extent_units * units_scale, spacing_units * units_scale
     if request.kind != "auto":
         kind, kind_reason = request.kind, "as given"
+    elif len(faces):  # a mesh's oversegmentation counts vertices, not area: it needs no rescaling to work
+        kind, kind_reason = "room", "a mesh"
     elif extent < TABLETOP_MAX_EXTENT:
-        kind, kind_reason = "tabletop", f"under {TABLETOP_MAX_EXTENT:g} m across"
+        kind, kind_reason = "tabletop", f"a point cloud under {TABLETOP_MAX_EXTENT:g} m across"
     else:
         kind, kind_reason = "room", f"over {TABLETOP_MAX_EXTENT:g} m across"
     if request.up is not None:

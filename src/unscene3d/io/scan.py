@@ -93,8 +93,7 @@ def load_scan(
         raw = _read_raw(source_kind, target, axis_align)
         scene, description = _scene_from_raw(raw, _scene_name(source_kind, target), target)
         format_up, format_reason = raw.up, raw.up_reason
-    if scene.num_vertices == 0:
-        raise InputError(target, "the scan has no vertices")
+    _check_geometry(target, scene)  # in the file's own axes, before anything is inferred from them
     profile = infer_profile(scene.vertices, scene.faces, normals=scene.normals, colors=scene.colors,
                             format_up=format_up, format_up_reason=format_reason, request=request, source=target)
     scene = _reframe(scene, profile)
