@@ -59,6 +59,8 @@ _MIN_FLOOR_EVIDENCE = 0.05  # of the surface: a floor less than this is not evid
 _PLANE_DISTANCE = 0.01  # metres, a tabletop's support-plane inliers (Kinect noise at 1 m: a few mm)
 _PLANE_MAX_TILT = 0.5  # cos 60 deg: the support plane faces roughly up
 _SAMPLE = 20_000
+# A scan holds 10^4-10^6 points; a handful says nothing about a floor, a support plane or a colour scheme.
+_MIN_POINTS = 1000
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,15 @@ def infer_profile(
     Raises:
         InputError: the units cannot be recognised (the message names the ``--scale`` to use).
     """
-    extent_units, spacing_units = _robust_extent(vertices), _spacing(vertices)
+    extent_units, spacing_units = _robust_extent(vertices), _spacing(vertices, faces)
     units_scale, units_reason = _units(extent_units, spacing_units, request.scale, source)
     extent, spacing = extent_units * units_scale, spacing_units * units_scale
     if request.kind != "auto":
         kind, kind_reason = request.kind, "as given"
     elif len(faces):  # a mesh's oversegmentation counts vertices, not area: it needs no rescaling to work
         kind, kind_reason = "room", "a mesh"
+    elif len(vertices) < _MIN_POINTS:
+        kind, kind_reason = "room", f"fewer than {_MIN_POINTS} points, too few to tell"
     elif extent < TABLETOP_MAX_EXTENT:
         kind, kind_reason = "tabletop", f"a point cloud under {TABLETOP_MAX_EXTENT:g} m across"
     else:
@@ -157,6 +161,8 @@ def infer_profile(
         up, up_reason = request.up, "as given"
     elif format_up is not None:
         up, up_reason = format_up, format_up_reason
+    elif len(vertices) < _MIN_POINTS:
+        up, up_reason = "z", f"the project's convention (fewer than {_MIN_POINTS} points to find a floor)"
     else:
         up, up_reason = _floor_axis(vertices, faces, normals)
     rotation = TO_Z_UP[up]
@@ -208,11 +214,16 @@ def _subsample(values: np.ndarray, count: int = _SAMPLE) -> np.ndarray:
     return values[np.random.default_rng(0).choice(len(values), count, replace=False)]
 
 
-def _spacing(vertices: np.ndarray) -> float:
-    from scipy.spatial import cKDTree
-
+def _spacing(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Median distance between neighbouring points: a mesh's edge length (no scipy: a mesh's commands do not
+    start it), a cloud's nearest neighbour."""
+    if len(faces):
+        edges = vertices[faces[:, 0]] - vertices[faces[:, 1]]
+        return float(np.median(np.linalg.norm(_subsample(edges), axis=1)))
     if len(vertices) < 2:
         return 0.0
+    from scipy.spatial import cKDTree
+
     distances, _ = cKDTree(vertices).query(_subsample(vertices, 2000), k=2)
     return float(np.median(distances[:, 1]))
 
@@ -220,7 +231,7 @@ def _spacing(vertices: np.ndarray) -> float:
 def _colour(colors: np.ndarray | None) -> tuple[bool, str]:
     if colors is None:
         return False, "the scan has none"
-    if len(colors) and not np.ptp(colors, axis=0).any():
+    if len(colors) >= _MIN_POINTS and not np.ptp(colors, axis=0).any():
         return False, "one colour everywhere"
     return True, "from the scan"
 
