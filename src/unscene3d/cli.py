@@ -62,16 +62,35 @@ class UpAxis(str, Enum):
     z = "z"
     y = "y"
     minus_y = "-y"
+    x = "x"
+    minus_x = "-x"
+    minus_z = "-z"
+
+
+class ScanKind(str, Enum):
+    auto = "auto"
+    room = "room"
+    tabletop = "tabletop"
 
 
 _SCANS_HELP = "Scans: mesh or point cloud files, scan folders, or folders of them."
-_UP_HELP = "Point clouds/meshes: the scan's up axis (default: the format's convention, else z; -y for camera frames)."
-_SCALE_HELP = "Multiply coordinates by this to get metres (e.g. 0.001 for millimetres; default 1)."
+# One definition of the options that say what a scan is, shared by every command that reads scans
+# (unscene3d.profile infers each when it is not given, and logs what it inferred).
+UP_OPTION = typer.Option(None, "--up", help="The scan's up axis (default: inferred: the format's convention, else "
+                         "the floor; a tabletop is levelled on its support plane).")
+SCALE_OPTION = typer.Option(None, "--scale", help="Multiply coordinates by this to get metres (default: inferred: "
+                            "metres, or millimetres / kilometres when the scan is 1000x too large / small).")
+KIND_OPTION = typer.Option(ScanKind.auto, "--kind", help="room or tabletop (a depth frame of a table, ~1 m; its "
+                           "settings are scaled to it); default: by the scan's extent.")
 _VOXEL_HELP = "Point clouds: voxel size (m) of the neighbour graph."
 
 
-def _up(up: UpAxis | None) -> str | None:
-    return None if up is None else up.value
+def _profile(up: UpAxis | None, scale: float | None, kind: ScanKind) -> dict:
+    """The load options of the shared --up / --scale / --kind, checked."""
+    from unscene3d.profile import ProfileRequest
+
+    check_number("--scale", scale, above=0)
+    return ProfileRequest(up=None if up is None else up.value, scale=scale, kind=kind.value).load_options()
 
 
 # Choices from the evaluation's table, so --help lists them.
@@ -143,8 +162,9 @@ def oversegment(
     min_verts: int = typer.Option(None, "--min-verts", help="Minimum segment size in vertices (point clouds: voxel "
                                   "points) (default: 20 / 50)."),
     voxel_size: float = typer.Option(None, "--voxel-size", help=_VOXEL_HELP + " [default: 0.02]"),
-    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
-    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
     shard: str = _shard_option(),
 ) -> None:
     """Oversegment scans with Felzenszwalb's algorithm: a mesh exactly like the ScanNet Segmentator, a point
@@ -160,7 +180,7 @@ def oversegment(
     check_number("--kthresh", kthresh, low=0, high=FLOAT32_MAX)
     check_count("--min-verts", min_verts, low=0)
     check_number("--voxel-size", voxel_size, above=0)
-    check_number("--scale", scale, above=0)
+    profile = _profile(up, scale, kind)
     chosen_shard = _parse_shard(shard)
     paths = _scan_paths(scans)
     if len(paths) == 1 and not output.is_dir():
@@ -176,7 +196,7 @@ def oversegment(
     outputs = [output_of[path] for path in paths]
     if not paths:
         return
-    checked = CheckedScans(paths, check=scan_requirements(variant.value), load_frames=False, up=_up(up), scale=scale)
+    checked = CheckedScans(paths, check=scan_requirements(variant.value), load_frames=False, **profile)
     for path in outputs:
         remove_stale_temps(path.parent, target=path)
         remove_stale_temps(path.parent, target=coloured_path(path))
@@ -208,11 +228,15 @@ def evaluate(
     scans: list[Path] = typer.Option(None, "--scans", help="--report: the scans (named like the scenes), or folders "
                                      "of them, for the 3D view (default: those recorded by pseudo-mask files in "
                                      "PRED_DIR). Repeat for several."),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
 ) -> None:
     """Class-agnostic AP / AP50 / AP25 by the ScanNet benchmark procedure, in percent."""
     from unscene3d.evaluation import format_table, match_dirs, summarize
     from unscene3d.io.atomic import atomic_write_text, remove_stale_temps
 
+    profile = _profile(up, scale, kind)
     if json_out is not None:
         check_output_file(json_out)
     if report is not None:
@@ -222,7 +246,7 @@ def evaluate(
     result = summarize(matches, protocol.value)
     if report is not None:
         remove_stale_temps(report)
-        _write_report(report, matches, pred_dir, gt, scan_paths, protocol.value)
+        _write_report(report, matches, pred_dir, gt, scan_paths, protocol.value, profile)
     typer.echo(f"protocol {result.protocol}, figures in percent")
     typer.echo(format_table(result, per_scene=per_scene))
     if json_out is not None:
@@ -232,13 +256,14 @@ def evaluate(
         typer.echo(f"report -> {report / 'index.html'}")
 
 
-def _write_report(out_dir: Path, matches: dict, pred_dir: Path, gt: Path, scans: list[Path], protocol: str) -> None:
+def _write_report(out_dir: Path, matches: dict, pred_dir: Path, gt: Path, scans: list[Path], protocol: str,
+                  scan_options: dict) -> None:
     from unscene3d.evaluation.report import write_report
     from unscene3d.viewer import ScanNotFound, write_page
 
     view_link, view_note = None, None
     try:
-        write_page([pred_dir, *scans], out_dir / "view.html", gt_dir=gt, protocol=protocol)
+        write_page([pred_dir, *scans], out_dir / "view.html", gt_dir=gt, protocol=protocol, scan_options=scan_options)
         view_link = "view.html"
     except ScanNotFound as error:
         view_note = f"{error.problem} (evaluate --scans)"
@@ -261,8 +286,9 @@ def baseline(
                                      "(default 0.02), hdbscan (default 0.10)."),
     min_cluster_size: int = typer.Option(None, "--min-cluster-size", help="hdbscan: minimum cluster size in voxels "
                                          "(default 20)."),
-    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
-    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
     force: bool = typer.Option(False, "--force", help="Redo scans whose predictions already exist."),
     shard: str = _shard_option(),
 ) -> None:
@@ -276,7 +302,7 @@ def baseline(
     check_count("--min-verts", min_verts, low=0)
     check_number("--voxel-size", voxel_size, above=0)
     check_count("--min-cluster-size", min_cluster_size, low=2)
-    check_number("--scale", scale, above=0)
+    profile = _profile(up, scale, kind)
     chosen_shard = _parse_shard(shard)
     check_output_dir(output)
     paths = _scan_paths(scans)
@@ -286,7 +312,7 @@ def baseline(
         return
     remove_stale_temps(output)
     written = run_baseline(method.value, paths, output, axis_align=axis_align, k_thresh=kthresh, min_verts=min_verts,
-                           voxel_size=voxel_size, min_cluster_size=min_cluster_size, up=_up(up), scale=scale,
+                           voxel_size=voxel_size, min_cluster_size=min_cluster_size, **profile,
                            force=force)
     typer.echo(f"{method.value} instances of {len(written)} scans -> {output}")
 
@@ -413,8 +439,9 @@ def pretrain(
     seed: int = typer.Option(None, help="Seed of weights and augmentations."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT from its latest checkpoint."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
-    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
-    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
 ) -> None:
     """Self-supervised pretraining of the 3D backbone (PointContrast / CSC) on unlabeled scans.
 
@@ -428,15 +455,14 @@ def pretrain(
     counts = {"--steps": steps, "--batch-size": batch_size, "--num-pairs": num_pairs,
               "--checkpoint-every": checkpoint_every}
     _check_training_options(counts, seed=seed, lr=lr, device=device, output=output)
-    check_number("--scale", scale, above=0)
+    profile = _profile(up, scale, kind)
     overrides = dict(
         steps=steps, batch_size=batch_size, lr=lr, num_pairs=num_pairs, loss=loss,
         checkpoint_every=checkpoint_every, seed=seed,
     )
     given = preset is not None or any(v is not None for v in overrides.values())
     config = preset_config(preset or "cpu-small", **overrides) if (given or not resume) else None
-    scenes = list(CheckedScans(_scan_paths(scans), check=require_voxel_grid, load_frames=False, up=_up(up),
-                               scale=scale))
+    scenes = list(CheckedScans(_scan_paths(scans), check=require_voxel_grid, load_frames=False, **profile))
     remove_stale_temps(output)
     try:
         result = run_pretrain(scenes, output, config, resume=resume, device=device)
@@ -452,8 +478,9 @@ def features3d(
     scans: list[Path] = typer.Argument(..., help=_SCANS_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for <scene>.npy per-vertex features."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
-    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
-    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
     shard: str = _shard_option(),
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
@@ -462,7 +489,7 @@ def features3d(
     from unscene3d.io.scan import CheckedScans, scan_names
 
     check_device(device)
-    check_number("--scale", scale, above=0)
+    profile = _profile(up, scale, kind)
     chosen_shard = _parse_shard(shard)
     check_output_dir(output)
     paths = _scan_paths(scans)
@@ -471,9 +498,9 @@ def features3d(
     if not paths:
         return
     load_backbone(checkpoint, "cpu")
-    CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, up=_up(up), scale=scale)
+    CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, **profile)
     remove_stale_temps(output)
-    written = extract_features_for_scans(checkpoint, paths, output, device=device, up=_up(up), scale=scale)
+    written = extract_features_for_scans(checkpoint, paths, output, device=device, **profile)
     typer.echo(f"{len(written)} feature files -> {output}")
 
 
@@ -508,10 +535,14 @@ def pseudo_masks(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
     shard: str = _shard_option(),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
 ) -> None:
     """Initial pseudo masks: segment features, scene structure and normalized cuts (UnScene3D stage 1)."""
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import scan_names
+    from unscene3d.profile import ProfileRequest
     from unscene3d.pseudo.ncut import NCutConfig
     from unscene3d.pseudo.pipeline import CUTS, MODALITIES, SOURCES, PseudoMaskOptions, run_pseudo_masks
 
@@ -524,6 +555,7 @@ def pseudo_masks(
     check_device(device)
     chosen_shard = _parse_shard(shard)
     check_output_dir(output)
+    profile = _profile(up, scale, kind)
     options = PseudoMaskOptions(
         ncut=NCutConfig(isolate_masked=isolate_masked),
         modality=modality,
@@ -537,6 +569,7 @@ def pseudo_masks(
         structure=structure,
         source=source,
         ranker=None if ranker is None else str(ranker),
+        scan=ProfileRequest(**profile),
     )
     if options.resolved_source() == "model":
         from unscene3d.proposals.ranker import load_ranker
@@ -632,6 +665,9 @@ def fit(
                             "gt/ beside a scan file): each round is then evaluated."),
     workers: int = typer.Option(1, help="Scans processed in parallel for the pseudo masks."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
     shard: str = _shard_option(),
 ) -> None:
     """Segment your own scans: pseudo masks, self-training rounds, every round's masks and a page to view.
@@ -645,6 +681,7 @@ def fit(
     from unscene3d.fit import fit as run_fit
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import scan_names
+    from unscene3d.profile import ProfileRequest
     from unscene3d.pseudo.pipeline import PseudoMaskOptions
     from unscene3d.train.selftrain import default_preset, preset_config, without_color
 
@@ -654,6 +691,7 @@ def fit(
     _check_training_options({"--rounds": rounds}, seed=seed, lr=None, device=device, output=output)
     if gt is not None and not gt.is_dir():
         raise InputError(gt, "ground-truth folder not found")
+    profile = _profile(up, scale, kind)
     config = None
     if preset is not None or no_color or seed is not None:
         config = preset_config(preset or default_preset(), seed=seed)
@@ -662,7 +700,7 @@ def fit(
     options = FitOptions(
         rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt,
         pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
-                                 device=device),
+                                 device=device, scan=ProfileRequest(**profile)),
     )
     paths = _scan_paths(scans)
     scan_names(paths)  # among all scans: two shards must not write one file
@@ -737,8 +775,9 @@ def predict(
     ranker: Path = typer.Option(None, "--ranker", help="Without --run: a ranker file (`unscene3d train-ranker`) instead "
                                 "of the one shipped with the package."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
-    up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
-    scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
     shard: str = _shard_option(),
 ) -> None:
     """Segment scans into object instances: with the shipped model of objects (trained on generated scenes, no
@@ -749,7 +788,7 @@ def predict(
     from unscene3d.proposals.ranker import load_ranker
 
     check_device(device)
-    check_number("--scale", scale, above=0)
+    profile = _profile(up, scale, kind)
     chosen_shard = _parse_shard(shard)
     check_output_dir(output)
     if run is None and len(scans) > 1 and is_model_path(scans[0]):
@@ -763,9 +802,9 @@ def predict(
     paths = _shard_scans(paths, chosen_shard)
     if not paths:
         return
-    CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, up=_up(up), scale=scale)
+    CheckedScans(paths, check=require_voxel_grid, keep_vertices=0, load_frames=False, **profile)
     remove_stale_temps(output)
-    written = predict_scans(run, paths, output, ranker=ranker, device=device, up=_up(up), scale=scale)
+    written = predict_scans(run, paths, output, ranker=ranker, device=device, **profile)
     typer.echo(f"instances of {len(written)} scans -> {output}")
 
 
@@ -784,14 +823,19 @@ def view(
     layer: str = typer.Option(None, "--layer", help="The layer shown first: its name or the end of it (round_4, "
                               "felzenszwalb, segments, ground truth; default: the last prediction set). The page's "
                               "URL can choose too: index.html#layer=NAME."),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
 ) -> None:
     """Write one self-contained HTML page (opens offline) showing scans in 3D with switchable layers."""
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.viewer import DEFAULT_MAX_POINTS, write_page
 
     check_count("--max-points", max_points)
+    profile = _profile(up, scale, kind)
     check_output_file(output, inputs=paths)
     remove_stale_temps(output.parent, target=output)
     summary = write_page(paths, output, gt_dir=gt, protocol=protocol.value,
-                         max_points=max_points or DEFAULT_MAX_POINTS, title=title, layer=layer)
+                         max_points=max_points or DEFAULT_MAX_POINTS, title=title, layer=layer,
+                         scan_options=profile)
     typer.echo(str(summary))

@@ -373,6 +373,6 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
         from unscene3d.viewer import write_page
 
         page = run_dir / PAGE_FILE
-        write_page([run_dir], page)
+        write_page([run_dir], page, scan_options=options.pseudo.scan.load_options())
     progress.stage(f"done: {run_dir}" + (f", open {page}" if page else ""))
     return FitResult(run_dir, list(range(1, options.rounds + 1)), folders, evaluation, page, pseudo_masks=written)

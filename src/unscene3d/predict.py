@@ -131,8 +131,9 @@ def predict_scans(
     device: str | torch.device | None = None,
     up: str | None = None,
     scale: float | None = None,
+    kind: str = "auto",
 ) -> list[Path]:
-    """Load the model once and segment every scan (``expand_scan_paths`` rules; ``up``/``scale`` as in
+    """Load the model once and segment every scan (``expand_scan_paths`` rules; ``up``/``scale``/``kind`` as in
     :func:`~unscene3d.io.scan.load_scan`); returns the benchmark txts. The model is the ``run``'s (a run folder,
     round folder or checkpoint), or with ``run`` None the model of objects (``ranker`` file, default the
     shipped one)."""
@@ -142,7 +143,7 @@ def predict_scans(
     predictor = RankerPredictor(ranker) if run is None else Predictor.load(run, device)
     written = []
     for scan in progress_log(expand_scan_paths(scans), "predict"):
-        scene = load_scan(scan, load_frames=False, up=up, scale=scale)
+        scene = load_scan(scan, load_frames=False, up=up, scale=scale, kind=kind)
         with about(scan):
             prediction = predictor.predict(scene)
         written.append(write_instances(out_dir, scene, prediction))

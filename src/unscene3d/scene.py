@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from unscene3d.io.images import read_color_image, read_depth_image
+
+if TYPE_CHECKING:
+    from unscene3d.profile import ScanProfile
 
 
 @dataclass
@@ -64,6 +68,8 @@ class Scene:
             vertices are the file's in order; points that carry nothing (NaN rows of an organized cloud) are
             not vertices, and outputs are written back per input point with :meth:`to_input`.
         num_input_points: how many points the file holds (None: ``N``).
+        profile: what :func:`~unscene3d.io.scan.load_scan` inferred about the scan (units, up axis, kind,
+            colour) and how it turned it into room metres, z up; None for a scene made in code (a room, as is).
     """
 
     name: str
@@ -77,6 +83,7 @@ class Scene:
     sensor: np.ndarray | None = None
     input_index: np.ndarray | None = None
     num_input_points: int | None = None
+    profile: ScanProfile | None = None
 
     def __post_init__(self) -> None:
         n = len(self.vertices)
@@ -99,6 +106,11 @@ class Scene:
     @property
     def num_vertices(self) -> int:
         return len(self.vertices)
+
+    @property
+    def length_scale(self) -> float:
+        """Metres of the scan per working unit: 1 for a room, more than that for an enlarged tabletop."""
+        return 1.0 if self.profile is None else self.profile.length_scale
 
     @property
     def has_faces(self) -> bool:

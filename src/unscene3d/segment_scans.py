@@ -71,12 +71,13 @@ def oversegment_scans(
     voxel_size: float | None = None,
 ) -> list[int]:
     """Oversegment each scan into its output file (and the coloured PLY beside it); return the segment
-    count of each. ``voxel_size`` is the point clouds' neighbour-graph voxel (None: 2 cm)."""
+    count of each. ``voxel_size`` is the point clouds' neighbour-graph voxel in metres of the scan (None: 2 cm of
+    the working frame; a tabletop's is scaled, see :mod:`unscene3d.profile`)."""
     counts = []
     for path, scene, output in zip(scans.paths, scans, outputs):
         with about(path):
             segmentation = _segment(scene, variant=variant, k_thresh=k_thresh, min_verts=min_verts,
-                                    voxel_size=voxel_size)
+                                    voxel_size=None if voxel_size is None else voxel_size / scene.length_scale)
         write_labels_ply(coloured_path(output), scene, segmentation.labels)
         # A segment's id is the index of one of its vertices: in the file, that vertex has its input index.
         seg_ids = segmentation.seg_ids if scene.input_index is None else scene.input_index[segmentation.seg_ids]

@@ -106,6 +106,7 @@ def extract_features_for_scans(
     device: str | None = None,
     up: str | None = None,
     scale: float | None = None,
+    kind: str = "auto",
 ) -> list[Path]:
     """Write ``OUT_DIR/<scene>.npy`` (N, C) per-vertex features for each scan; returns the files.
 
@@ -118,7 +119,7 @@ def extract_features_for_scans(
     write_manifest(out_dir, checkpoint_path, config.feature_dim)
     written = []
     for scan in progress_log(list(scans), "features3d"):
-        scene = load_scan(scan, load_frames=False, up=up, scale=scale)
+        scene = load_scan(scan, load_frames=False, up=up, scale=scale, kind=kind)
         features = extract_vertex_features(model, scene)
         written.append(write_vertex_features(Path(out_dir) / f"{scene.name}.npy", features))
     return written

@@ -36,20 +36,12 @@ from unscene3d.io.scannet import (
     load_scannet_scene,
     scene_axis_alignment,
 )
+from unscene3d.profile import ProfileRequest, ScanProfile, infer_profile
 from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
 
 SCAN_SUFFIXES = (".ply",) + POINT_CLOUD_SUFFIXES + TRIMESH_SUFFIXES
-UP_AXES = ("z", "y", "-y")
-# Rotations taking each up axis to +z (proper rotations, so normals and handedness are kept).
-_TO_Z_UP = {
-    "z": np.eye(3),
-    "y": np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),
-    "-y": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),
-}
-# A scan wider than this many units is probably not in metres (an indoor room is 3-30 m).
-_LARGE_EXTENT = 500.0
 # Every stage computes in float32 (the Segmentator's arithmetic, the networks) and on centimetre voxel
 # grids; beyond this magnitude products of coordinates overflow float32 and voxel indices stop fitting.
 # It leaves room for any scan in metres or millimetres.
@@ -65,9 +57,10 @@ def load_scan(
     load_frames: bool = True,
     up: str | None = None,
     scale: float | None = None,
+    kind: str = "auto",
     load_gt: bool = False,
 ) -> Scene:
-    """Load a scan (mesh or point cloud) from a file or a scan folder.
+    """Load a scan (mesh or point cloud) from a file or a scan folder, in the working frame of its profile.
 
     - A folder holding ``*_vh_clean_2.ply`` is read as a ScanNet scene (frames, and with ``load_gt`` ground
       truth, when present; see :func:`unscene3d.io.scannet.load_scannet_scene`).
@@ -78,31 +71,38 @@ def load_scan(
       ``axis_align`` a ``<name>.txt`` ScanNet meta file next to it supplies the alignment), and the formats of
       :mod:`unscene3d.io.pointclouds` (PCD, LAS/LAZ, OBJ/OFF/GLB/GLTF/STL, NPY/NPZ).
 
-    ``up`` (``z``, ``y`` or ``-y``) names the scan's up axis, which is turned to +z; by default the format's own
-    convention, else z. ``scale`` multiplies coordinates into metres (default 1). What was assumed is logged.
-    A ScanNet folder's own ground truth is read only with ``load_gt`` (the stages do not use it, and should
-    not fail on it); ``gt_path`` (a benchmark ground-truth txt, one value per input point) gives ground
-    truth for any scan. Annotations inside a point-cloud file or dataset folder are read with it.
+    Units, up axis, kind and colour are inferred (:func:`unscene3d.profile.infer_profile`; ``up`` names the
+    axis, ``scale`` the factor to metres, ``kind`` room or tabletop instead), logged in one line, kept in
+    ``Scene.profile``, and the scan is turned z up into room metres. A ScanNet folder's own ground truth is
+    read only with ``load_gt`` (the stages do not use it, and should not fail on it); ``gt_path`` (a benchmark
+    ground-truth txt, one value per input point) gives ground truth for any scan. Annotations inside a
+    point-cloud file or dataset folder are read with it.
 
     Raises:
-        InputError: the path is missing or unsupported, a file is malformed, the scan has no vertices, a
-            coordinate lies beyond :data:`MAX_COORDINATE`, or a point cloud holds fewer than two distinct
-            points with coordinates.
+        InputError: the path is missing or unsupported, a file is malformed, the scan has no vertices, its
+            units cannot be recognised, a coordinate lies beyond :data:`MAX_COORDINATE`, or a point cloud
+            holds fewer than two distinct points with coordinates.
     """
     path = Path(path)
-    if up is not None and up not in UP_AXES:
-        raise InputError(None, f"up axis must be one of {', '.join(UP_AXES)}, got {up!r}")
-    if scale is not None and not (np.isfinite(scale) and scale > 0):
-        raise InputError(None, f"scale must be a positive number, got {scale}")
-    kind, target = _resolve(path)
-    if kind == "scannet":
+    request = ProfileRequest(up=up, scale=scale, kind=kind)
+    source_kind, target = _resolve(path)
+    if source_kind == "scannet":
         scene = load_scannet_scene(
             path, axis_align=axis_align, load_frames=load_frames, load_gt=load_gt and gt_path is None
         )
-        if up is not None or scale is not None:
-            scene = _reframe(scene, up or "z", scale or 1.0)
+        format_up, format_reason, description = "z", "ScanNet scenes are z up", f"mesh of {scene.num_vertices} vertices"
     else:
-        scene = _scene_from_raw(_read_raw(kind, target, axis_align), _scene_name(kind, target), target, up, scale)
+        raw = _read_raw(source_kind, target, axis_align)
+        scene, description = _scene_from_raw(raw, _scene_name(source_kind, target), target)
+        format_up, format_reason = raw.up, raw.up_reason
+    _check_geometry(target, scene)  # in the file's own axes, before anything is inferred from them
+    profile = infer_profile(scene.vertices, scene.faces, normals=scene.normals, colors=scene.colors,
+                            format_up=format_up, format_up_reason=format_reason, request=request, source=target)
+    scene = _reframe(scene, profile)
+    if not profile.has_colour:
+        scene.colors = None
+    log.info("%s: %s; %s%s", target, description, profile.describe(),
+             "; sensor position known (normals face it)" if scene.sensor is not None else "")
     _check_geometry(target, scene)
     if gt_path is not None:
         gt = read_gt_txt(gt_path, scene.input_size)
@@ -339,7 +339,8 @@ def _read_raw(kind: str, target: Path, axis_align: bool) -> RawScan:
     return raw
 
 
-def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale: float | None) -> Scene:
+def _scene_from_raw(raw: RawScan, name: str, source: Path) -> tuple[Scene, str]:
+    """The scene in file coordinates, and a few words on what was read."""
     count = len(raw.points)
     keep = np.isfinite(raw.points).all(axis=1)
     is_cloud = len(raw.faces) == 0
@@ -367,34 +368,24 @@ def _scene_from_raw(raw: RawScan, name: str, source: Path, up: str | None, scale
         input_index=None if keep.all() else np.flatnonzero(keep),
         num_input_points=None if keep.all() else count,
     )
-    axis = up or raw.up or "z"
-    reason = "as given" if up else (raw.up_reason or "the project's convention; pass --up if it stands on its side")
-    scene = _reframe(scene, axis, scale or 1.0)
-    extent = float(np.ptp(scene.vertices, axis=0).max()) if scene.num_vertices else 0.0
-    describe = log.info if (is_cloud or raw.up) else log.debug
     dropped = f", {count - scene.num_vertices} without coordinates left out" if scene.input_index is not None else ""
-    describe("%s: %s of %d %s%s; up axis %s (%s); units: metres%s, %.2f m across%s", source,
-             "point cloud" if is_cloud else "mesh", count, "points" if is_cloud else "vertices", dropped, axis, reason,
-             f" after scaling by {scale}" if scale else " (pass --scale otherwise)", extent,
-             "" if scene.sensor is None else "; sensor position known (normals face it)")
-    if extent > _LARGE_EXTENT:
-        log.warning("%s spans %.0f units: if they are millimetres pass --scale 0.001 (centimetres: 0.01)", source,
-                    extent)
-    return scene
+    return scene, f"{'point cloud' if is_cloud else 'mesh'} of {count} {'points' if is_cloud else 'vertices'}{dropped}"
 
 
-def _reframe(scene: Scene, up: str, scale: float) -> Scene:
-    """The scene turned so that ``up`` becomes +z and scaled by ``scale`` (in place; returned)."""
-    rotation = _TO_Z_UP[up] * scale
-    if up == "z" and scale == 1.0:
+def _reframe(scene: Scene, profile: ScanProfile) -> Scene:
+    """The scene turned into the working frame of ``profile`` (in place; returned)."""
+    scene.profile = profile
+    if profile.is_identity():
         return scene
-    scene.vertices = scene.vertices @ rotation.T
+    rotation = profile.rotation
+    transform = rotation * profile.working_factor
+    scene.vertices = scene.vertices @ transform.T
     if scene.normals is not None:
-        scene.normals = (scene.normals @ _TO_Z_UP[up].T).astype(np.float32)
+        scene.normals = (scene.normals @ rotation.T).astype(np.float32)
     if scene.sensor is not None:
-        scene.sensor = scene.sensor @ rotation.T
+        scene.sensor = scene.sensor @ transform.T
     for frame in scene.frames:  # camera-to-world stays rigid: the rotation turns, the position also scales
         frame.pose = frame.pose.copy()
-        frame.pose[:3, :3] = _TO_Z_UP[up] @ frame.pose[:3, :3]
-        frame.pose[:3, 3] = rotation @ frame.pose[:3, 3]
+        frame.pose[:3, :3] = rotation @ frame.pose[:3, :3]
+        frame.pose[:3, 3] = transform @ frame.pose[:3, 3]
     return scene

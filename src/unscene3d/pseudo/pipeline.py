@@ -3,9 +3,10 @@
 Per scan ``<out>/<scene>.txt`` + ``<out>/pred_mask/`` (the benchmark format, for evaluation and
 viewing), ``<out>/<scene>_instances.ply`` (the scan coloured by mask, grey where none) and
 ``<out>/<scene>.npz`` (what self-training reads: per-vertex segment index, masks over segments, scores,
-parameters, and what the masks were made from: :func:`made_from`). The ``.npz`` is written last and marks a
-scan as done, for the scan content and options it records: a re-run redoes a scan whose file changed (or a
-different scan of the same name) or that other options are asked of.
+parameters, the ``--up``/``--scale``/``--kind`` the scan was read with, and what the masks were made from:
+:func:`made_from`). The ``.npz`` is written last and marks a scan as done, for the scan content and options it
+records: a re-run redoes a scan whose file changed (or a different scan of the same name) or that other options
+are asked of.
 
 What is computed (:class:`PseudoMaskOptions`; docs/benchmarks.md, "Pseudo masks", measures each):
 
@@ -55,6 +56,7 @@ from unscene3d.io.scan import expand_scan_paths
 from unscene3d.oversegment import Segmentation
 from unscene3d.oversegment_points import oversegment_scene
 from unscene3d.parallel import map_in_workers
+from unscene3d.profile import ProfileRequest
 from unscene3d.progress import format_duration
 from unscene3d.pseudo.cuts import CutConfig, cut_tree, objectness, select_masks
 from unscene3d.pseudo.graph import GraphConfig, segment_affinity
@@ -112,6 +114,7 @@ class PseudoMaskOptions:
     structure_config: StructureConfig = field(default_factory=StructureConfig)
     graph: GraphConfig | None = None
     cuts: CutConfig = field(default_factory=CutConfig)
+    scan: ProfileRequest = field(default_factory=ProfileRequest)
 
     def __post_init__(self) -> None:
         for name, value, choices in (("modality", self.modality, MODALITIES), ("cut", self.cut, CUTS),
@@ -242,7 +245,9 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
     """Oversegment ``scene``, describe its segments, cut the segment graph (module docstring). Pass the same
     ``extractors`` (``options.extractors()``) for many scans so their models load once."""
     source = Path(scene.source).resolve() if scene.source is not None else None
-    params: dict = {"format_version": FORMAT_VERSION, "source": options.resolved_source()}
+    # how the scan was read, so that training and the viewer read it the same way
+    params: dict = {"format_version": FORMAT_VERSION, "source": options.resolved_source(),
+                    "scan_options": options.scan.load_options()}
     if params["source"] == "felzenszwalb":
         labels, instances, segmentation_params = _felzenszwalb_source(scene)
         params["oversegmentation"] = segmentation_params
@@ -443,7 +448,7 @@ def _process_scan(options: PseudoMaskOptions, out_dir: str, extractors: FeatureE
 
     scan, origin = item
     start = time.perf_counter()
-    scene = load_scan(scan, load_frames=options.needs_frames())
+    scene = load_scan(scan, load_frames=options.needs_frames(), **options.scan.load_options())
     pseudo = pseudo_masks_for_scene(scene, options, extractors)
     write_pseudo_masks(out_dir, pseudo, scene, origin)
     return scene.name, len(pseudo.instances), time.perf_counter() - start

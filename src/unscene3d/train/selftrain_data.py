@@ -141,8 +141,13 @@ def load_training_scans(
     reads a ScanNet folder's own ground truth (for evaluation; training does not use it)."""
     from unscene3d.io.scan import load_scan
 
-    return [make_training_scan(load_scan(scan, load_frames=False, load_gt=load_gt), npz, config)
+    return [make_training_scan(load_scan(scan, load_frames=False, load_gt=load_gt, **scan_options(npz)), npz, config)
             for npz, scan in pair_scans(pseudo_dir, scan_paths)]
+
+
+def scan_options(npz: str | Path) -> dict:
+    """The ``load_scan`` options (``--up``/``--scale``/``--kind``) the pseudo masks of ``npz`` were made with."""
+    return read_pseudo_masks(npz).params.get("scan_options", {})
 
 
 @dataclass

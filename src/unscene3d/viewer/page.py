@@ -70,6 +70,7 @@ def write_page(
     max_points: int = DEFAULT_MAX_POINTS,
     title: str | None = None,
     layer: str | None = None,
+    scan_options: dict | None = None,
 ) -> PageSummary:
     """Write the viewer page of everything found under ``paths`` (scans, prediction sets, ground truth:
     :mod:`unscene3d.viewer.discover`) to ``out_html``, atomically.
@@ -78,7 +79,8 @@ def write_page(
     (:class:`~unscene3d.io.ground_truth.GroundTruthFiles`), used before any found under ``paths``.
     ``protocol``: which ground-truth instances count for the AP lines (``unscene3d.evaluation.PROTOCOLS``).
     ``layer``: the layer the page shows first, by name or a path suffix of it (``round_4``); by default the
-    last prediction set. The page's URL fragment ``#layer=NAME`` chooses too, and wins.
+    last prediction set. The page's URL fragment ``#layer=NAME`` chooses too, and wins. ``scan_options``: the
+    ``--up``/``--scale``/``--kind`` of :func:`~unscene3d.io.scan.load_scan` (default: inferred).
 
     Raises:
         InputError: a path is missing or holds nothing to show, a scan of a prediction set cannot be
@@ -88,7 +90,8 @@ def write_page(
     get_protocol(protocol)  # a bad name fails before any work
     given_gt = GroundTruthFiles.find(gt_dir).files if gt_dir is not None else {}
     inputs = find_inputs(paths)
-    views = [_scene_view(inputs, name, given_gt.get(name), protocol, max_points) for name in inputs.scenes()]
+    views = [_scene_view(inputs, name, given_gt.get(name), protocol, max_points, scan_options or {})
+             for name in inputs.scenes()]
     out_html = Path(out_html)
     for view in views:  # a scan beside the page is named relative to it, so the page can move with it
         source = Path(view.source).resolve()
@@ -104,10 +107,11 @@ def write_page(
     )
 
 
-def _scene_view(inputs: Inputs, name: str, gt_path: Path | None, protocol: str, max_points: int) -> SceneView:
+def _scene_view(inputs: Inputs, name: str, gt_path: Path | None, protocol: str, max_points: int,
+                scan_options: dict) -> SceneView:
     given_gt = gt_path is not None
     # The scan's own ground truth (a ScanNet folder's) is shown unless --gt gives it.
-    scene = load_scan(inputs.scan_for(name), load_frames=False, load_gt=not given_gt)
+    scene = load_scan(inputs.scan_for(name), load_frames=False, load_gt=not given_gt, **scan_options)
     scene.name = name  # a scan found by a pseudo-mask file's record may be named otherwise
     if given_gt:
         scene.gt = read_gt_txt(gt_path, scene.num_vertices)
