@@ -64,6 +64,7 @@ _SCANS_HELP = "Scans: mesh or point cloud files, scan folders, or folders of the
 _UP_HELP = "Point clouds/meshes: the scan's up axis (default: the format's convention, else z; -y for camera frames)."
 _SCALE_HELP = "Multiply coordinates by this to get metres (e.g. 0.001 for millimetres; default 1)."
 _VOXEL_HELP = "Point clouds: voxel size (m) of the neighbour graph."
+_THREADS_HELP = "Threads to compute with (default: the cores not busy with other programs, at least 1)."
 
 
 def _up(up: UpAxis | None) -> str | None:
@@ -96,6 +97,14 @@ def _configure(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+def _threads(threads: int | None) -> None:
+    """Size the thread pools (``--threads`` or the free cores) before the command imports torch or numba."""
+    from unscene3d.threads import use_threads
+
+    check_count("--threads", threads)
+    use_threads(threads)
 
 
 def _scan_paths(scans: list[Path]) -> list[Path]:
@@ -322,6 +331,7 @@ def demo(
     check_count("--fit-rooms", fit_rooms, low=0)
     check_count("--rounds", rounds, low=1)
     check_output_dir(output)
+    _threads(None)
     remove_stale_temps(output)
     typer.echo(run_demo(output, seed=seed, run=run, fit_rooms=fit_rooms, rounds=rounds))
 
@@ -400,8 +410,10 @@ def features3d(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
+    _threads(threads)
     from unscene3d.features.features3d import extract_features_for_scans, load_backbone
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import CheckedScans, scan_names
@@ -448,8 +460,10 @@ def pseudo_masks(
     workers: int = typer.Option(1, help="Scans processed in parallel (processes)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     force: bool = typer.Option(False, "--force", help="Redo scans whose pseudo masks already exist."),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Initial pseudo masks: segment features, scene structure and normalized cuts (UnScene3D stage 1)."""
+    _threads(threads)
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.pseudo.ncut import NCutConfig
     from unscene3d.pseudo.pipeline import CUTS, MODALITIES, SOURCES, PseudoMaskOptions, run_pseudo_masks
@@ -507,11 +521,13 @@ def train(
                                   "scans without colour, or to segment such scans later)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted round from its latest checkpoint."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Self-train the Mask3D-style model on pseudo masks, in rounds with mask densification.
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
+    _threads(threads)
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.train.selftrain import default_preset, preset_config, self_train, without_color
 
@@ -526,7 +542,8 @@ def train(
     scan_paths = _scan_paths(scans) if scans else []
     remove_stale_temps(output)
     try:
-        result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
+        result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device,
+                            threads=threads)
     except KeyboardInterrupt:
         _interrupted_training(output)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
@@ -552,11 +569,13 @@ def fit(
                             "gt/ beside a scan file): each round is then evaluated."),
     workers: int = typer.Option(1, help="Scans processed in parallel for the pseudo masks."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Segment your own scans: pseudo masks, self-training rounds, every round's masks and a page to view.
 
     Resumable: run the same command again after an interruption and it continues where it stopped.
     """
+    _threads(threads)
     from unscene3d.fit import OUTPUTS, FitOptions, format_rounds, scene_ground_truth
     from unscene3d.fit import fit as run_fit
     from unscene3d.io.atomic import remove_stale_temps
@@ -574,7 +593,7 @@ def fit(
         if no_color:
             config = without_color(config)
     options = FitOptions(
-        rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt,
+        rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt, threads=threads,
         pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
                                  device=device),
     )
@@ -640,9 +659,11 @@ def predict(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
     up: UpAxis = typer.Option(None, "--up", help=_UP_HELP),
     scale: float = typer.Option(None, "--scale", help=_SCALE_HELP),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Segment scans into object instances: with the shipped model of objects (trained on generated scenes, no
     labels), or with a self-trained run's model. Text outputs have one line per input point, in file order."""
+    _threads(threads)
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import CheckedScans, scan_names
     from unscene3d.predict import is_model_path, predict_scans

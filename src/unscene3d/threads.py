@@ -55,6 +55,15 @@ def free_threads(cores: int | None = None, load: float | None = None) -> int:
     return max(1, min(cores, math.floor(cores - load + 0.5)))
 
 
+def process_threads() -> int:
+    """The threads this process computes with: the count :func:`use_threads` (or the user, through
+    ``OMP_NUM_THREADS``) set, else :func:`free_threads`. Worker processes split it between them."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return free_threads()
+
+
 def use_threads(threads: int | None = None) -> int:
     """Size every thread pool of this process to ``threads`` (None: :func:`free_threads`); returns it.
 
