@@ -83,6 +83,7 @@ SCALE_OPTION = typer.Option(None, "--scale", help="Multiply coordinates by this 
 KIND_OPTION = typer.Option(ScanKind.auto, "--kind", help="room or tabletop (a depth frame of a table, ~1 m; its "
                            "settings are scaled to it); default: by the scan's extent.")
 _VOXEL_HELP = "Point clouds: voxel size (m) of the neighbour graph."
+_THREADS_HELP = "Threads to compute with (default: the cores not busy with other programs, at least 1)."
 
 
 def _profile(up: UpAxis | None, scale: float | None, kind: ScanKind) -> dict:
@@ -119,6 +120,14 @@ def _configure(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+def _threads(threads: int | None) -> None:
+    """Size the thread pools (``--threads`` or the free cores) before the command imports torch or numba."""
+    from unscene3d.threads import use_threads
+
+    check_count("--threads", threads)
+    use_threads(threads)
 
 
 def _scan_paths(scans: list[Path]) -> list[Path]:
@@ -402,6 +411,7 @@ def demo(
     check_count("--fit-rooms", fit_rooms, low=0)
     check_count("--rounds", rounds, low=1)
     check_output_dir(output)
+    _threads(None)
     remove_stale_temps(output)
     typer.echo(run_demo(output, seed=seed, run=run, fit_rooms=fit_rooms, rounds=rounds))
 
@@ -482,8 +492,10 @@ def features3d(
     scale: float = SCALE_OPTION,
     kind: ScanKind = KIND_OPTION,
     shard: str = _shard_option(),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Write per-vertex 3D features (decoder level at stride 2, 96-d) of each scan as <scene>.npy."""
+    _threads(threads)
     from unscene3d.features.features3d import extract_features_for_scans, load_backbone
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import CheckedScans, scan_names
@@ -538,8 +550,10 @@ def pseudo_masks(
     up: UpAxis = UP_OPTION,
     scale: float = SCALE_OPTION,
     kind: ScanKind = KIND_OPTION,
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Initial pseudo masks: segment features, scene structure and normalized cuts (UnScene3D stage 1)."""
+    _threads(threads)
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import scan_names
     from unscene3d.profile import ProfileRequest
@@ -606,11 +620,13 @@ def train(
                                   "scans without colour, or to segment such scans later)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted round from its latest checkpoint."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: GPU when available)."),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Self-train the Mask3D-style model on pseudo masks, in rounds with mask densification.
 
     Multi-GPU: torchrun --nproc_per_node=K -m unscene3d train ... (no other change).
     """
+    _threads(threads)
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.run_record import training_record, write_record
     from unscene3d.train.configs import read_run_config
@@ -639,7 +655,8 @@ def train(
     remove_stale_temps(output)
     write_record(output, record)
     try:
-        result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device)
+        result = self_train(pseudo_dir, scan_paths, output, config, rounds=rounds, resume=resume, device=device,
+                            threads=threads)
     except KeyboardInterrupt:
         _interrupted_training(output)
     trained = ", ".join(map(str, result.rounds)) or "none (all finished)"
@@ -669,6 +686,7 @@ def fit(
     scale: float = SCALE_OPTION,
     kind: ScanKind = KIND_OPTION,
     shard: str = _shard_option(),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Segment your own scans: pseudo masks, self-training rounds, every round's masks and a page to view.
 
@@ -677,6 +695,7 @@ def fit(
     would need anything else of the run (its scans, options, code version) stops first, saying what differs.
     With --shard only that shard's pseudo masks are made: run it without --shard afterwards to train.
     """
+    _threads(threads)
     from unscene3d.fit import OUTPUTS, FitOptions, format_rounds, scene_ground_truth
     from unscene3d.fit import fit as run_fit
     from unscene3d.io.atomic import remove_stale_temps
@@ -698,7 +717,7 @@ def fit(
         if no_color:
             config = without_color(config)
     options = FitOptions(
-        rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt,
+        rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt, threads=threads,
         pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
                                  device=device, scan=ProfileRequest(**profile)),
     )
@@ -779,9 +798,11 @@ def predict(
     scale: float = SCALE_OPTION,
     kind: ScanKind = KIND_OPTION,
     shard: str = _shard_option(),
+    threads: int = typer.Option(None, "--threads", help=_THREADS_HELP),
 ) -> None:
     """Segment scans into object instances: with the shipped model of objects (trained on generated scenes, no
     labels), or with a self-trained run's model. Text outputs have one line per input point, in file order."""
+    _threads(threads)
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import CheckedScans, scan_names
     from unscene3d.predict import is_model_path, predict_scans

@@ -101,6 +101,7 @@ class FitOptions:
     workers: int = 1
     page: bool = True
     gt_dir: Path | None = None  # ground truth <scene>.txt for scans that carry none
+    threads: int | None = None  # torch threads of training (None: the run's own, see selftrain.self_train)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -351,7 +352,7 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
                            f"{round_steps(index, len(scan_paths), config)} steps)")
             started = time.perf_counter()
             result = self_train(pseudo_dir, scan_paths, run_dir, config, rounds=index, resume=True,
-                                device=options.device)
+                                device=options.device, threads=options.threads)
             progress.trained(round_steps(index, len(scan_paths), config) if result.rounds else 0,
                              time.perf_counter() - started)
         else:

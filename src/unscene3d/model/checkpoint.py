@@ -8,7 +8,8 @@ Layout inside a run folder::
     RUN_DIR/checkpoint -> checkpoints/step_0000200          the latest complete checkpoint
 
 Each file is written atomically and ``state.json`` last, so a folder without it is incomplete (a kill
-mid-save) and is ignored; the ``checkpoint`` link is switched atomically after the folder is complete.
+mid-save) and is ignored, and removed by the next save; the ``checkpoint`` link is switched atomically
+after the folder is complete.
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ def _point_latest(run_dir: Path, folder: Path) -> None:
 
 
 def _prune(checkpoints: Path, keep: int) -> None:
-    complete = sorted(p for p in checkpoints.glob("step_*") if (p / STATE_FILE).is_file())
-    for old in complete[:-keep] if keep > 0 else []:
+    """Keep the newest ``keep`` complete checkpoints; remove older ones and incomplete ones (a killed save)."""
+    folders = sorted(checkpoints.glob("step_*"))
+    complete = [p for p in folders if (p / STATE_FILE).is_file()]
+    incomplete = [p for p in folders if not (p / STATE_FILE).is_file()]
+    for old in (complete[:-keep] if keep > 0 else []) + incomplete:
         shutil.rmtree(old, ignore_errors=True)
 
 

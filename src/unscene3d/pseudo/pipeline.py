@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -71,6 +70,7 @@ from unscene3d.segments import (
     describe_segments,
     segment_geometry,
 )
+from unscene3d.threads import process_threads
 from unscene3d.visualize import INSTANCES_PLY_SUFFIX, write_instances_ply
 
 if TYPE_CHECKING:
@@ -467,8 +467,8 @@ def run_pseudo_masks(
 
     Scans whose ``.npz`` records the same scan content and options (:func:`same_origin`) are skipped unless
     ``force``; others are (re)made. ``known`` digests of scans (and those the files record) spare reading
-    unchanged scans again. ``workers`` > 1 runs scans in parallel processes (each limited to
-    ``cpu_count // workers`` torch threads). Each worker loads its models once.
+    unchanged scans again. ``workers`` > 1 runs scans in parallel processes, which share this process's
+    threads (:func:`unscene3d.threads.process_threads`). Each worker loads its models once.
     """
     from unscene3d.io.scan import scan_name
     from unscene3d.run_record import scan_digest
@@ -505,7 +505,7 @@ def run_pseudo_masks(
             done, len(todo), name, count, seconds, done / elapsed, format_duration(elapsed), format_duration(eta),
         )
 
-    threads = None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
+    threads = None if workers <= 1 else max(1, process_threads() // workers)
     scans_done = map_in_workers(partial(_process_scan, options, str(out_dir)), todo,
                                 partial(_worker_setup, options, threads), workers)
     for done, result in enumerate(scans_done, 1):

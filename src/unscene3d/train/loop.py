@@ -5,10 +5,16 @@ resumes (:meth:`TrainLoop.restore`) and runs a step function with a :class:`Loop
 ``step_fn(step, model) -> StepOutput`` makes the step's batch, whose randomness must be a function of the
 step (and rank) alone, runs the forward pass under :meth:`TrainLoop.autocast` and returns the loss; the
 loop does the rest: the learning rate of the step (again a function of the step), back-propagation
-through the AMP grad scaler, metrics averaged over ranks, a ``log.csv`` row, a progress line every
-``log_every`` steps and a checkpoint (weights, optimizer, scaler and torch RNG state) every
-``checkpoint_every`` steps and at the last one. Nothing else carries over from one step to the next, so
-a run resumed from a checkpoint repeats an uninterrupted one exactly (on CPU).
+through the AMP grad scaler, metrics averaged over ranks and a ``log.csv`` row.
+
+Progress and checkpoints go by the clock as well as by steps, since a step's time varies 10-fold with the
+load of the machine: a progress line (rate and ETA over the last minute of steps) every ``log_every``
+steps or ``progress_seconds`` seconds, whichever comes first; a checkpoint (weights, optimizer, scaler and
+torch RNG state) every ``checkpoint_every`` steps or ``checkpoint_minutes`` minutes of training, whichever
+comes first, at the last step, and when the process is asked to stop (Ctrl-C / SIGINT, or SIGTERM from a
+scheduler): the step in progress finishes, its checkpoint is written, then ``KeyboardInterrupt`` is raised
+(a second Ctrl-C stops at once). Nothing else carries over from one step to the next, so a run resumed
+from a checkpoint repeats an uninterrupted one exactly (on CPU), whichever step it stopped at.
 
 Layout of the plan's folder::
 
@@ -21,8 +27,11 @@ Layout of the plan's folder::
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +39,7 @@ from typing import Any
 import torch
 
 from unscene3d.model.checkpoint import Checkpoint, load_model_state, save_checkpoint
-from unscene3d.progress import format_duration
+from unscene3d.progress import MovingRate, format_duration
 from unscene3d.train.csvlog import append_log, prepare_log
 from unscene3d.train.distributed import DistributedContext, barrier, mean_over_ranks
 
@@ -55,7 +64,9 @@ class LoopPlan:
     ``columns`` maps each ``log.csv`` column to the format of its value (``"d"``: an integer, truncated
     when averaged); a column names a metric or size of :class:`StepOutput`, or ``step`` (1-based),
     ``lr``, ``step_seconds`` or ``elapsed_seconds``. ``progress`` is a ``str.format`` template over the
-    same names and ``total``, logged every ``log_every`` steps before the rate and ETA.
+    same names and ``total``, logged every ``log_every`` steps or ``progress_seconds`` seconds (whichever
+    comes first) before the rate and ETA. A checkpoint is written every ``checkpoint_every`` steps or
+    ``checkpoint_minutes`` minutes, whichever comes first.
     """
 
     folder: Path  # log.csv and the checkpoints
@@ -67,6 +78,8 @@ class LoopPlan:
     checkpoint_every: int
     keep_checkpoints: int
     checkpoint_state: dict[str, Any]  # written into every checkpoint's state.json (configs, scans)
+    checkpoint_minutes: float = 2.0
+    progress_seconds: float = 15.0
 
 
 @dataclass
@@ -131,30 +144,49 @@ class TrainLoop:
             prepare_log(plan.folder / LOG_FILE, list(plan.columns), start)
         losses: list[float] = []
         saved = self.checkpoint
-        started = time.perf_counter()
+        started = last_save = last_line = time.perf_counter()
+        rate = MovingRate(now=started)
         model.train()
-        for step in range(start, end):
-            step_started = time.perf_counter()
-            lr = plan.learning_rate(step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            self.optimizer.zero_grad(set_to_none=True)
-            output = step_fn(step, model)
-            self.scaler.scale(output.loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            mine = torch.tensor([float(value) for value in output.metrics.values()])
-            metrics = dict(zip(output.metrics, mean_over_ranks(mine, context).tolist()))
-            losses.append(metrics["loss"])
-            if context.is_main:
+        with _stop_requests() as stop_requested:
+            for step in range(start, end):
+                step_started = time.perf_counter()
+                lr = plan.learning_rate(step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                self.optimizer.zero_grad(set_to_none=True)
+                output = step_fn(step, model)
+                self.scaler.scale(output.loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
                 now = time.perf_counter()
-                values = {**metrics, **output.sizes, "step": step + 1, "total": plan.total_steps, "lr": lr,
-                          "step_seconds": now - step_started, "elapsed_seconds": now - started}
-                self._log(plan, values, step + 1 - start, end - step - 1)
-            if (step + 1) % plan.checkpoint_every == 0 or step + 1 == end:
+                # The clock and a stop request decide together with the metrics, so that every rank saves (and
+                # stops) after the same step: a flag raised on any rank averages to more than 0.
+                flags = [now - last_save >= plan.checkpoint_minutes * 60, stop_requested()]
+                mine = torch.tensor([float(value) for value in output.metrics.values()] + [float(f) for f in flags])
+                averaged = mean_over_ranks(mine, context).tolist()
+                metrics = dict(zip(output.metrics, averaged))
+                time_to_save, stopping = (value > 0 for value in averaged[len(output.metrics):])
+                losses.append(metrics["loss"])
+                rate.update(step + 1 - start, now)
                 if context.is_main:
-                    saved = self._save(plan, step + 1)
-                barrier(context)
+                    values = {**metrics, **output.sizes, "step": step + 1, "total": plan.total_steps, "lr": lr,
+                              "step_seconds": now - step_started, "elapsed_seconds": now - started}
+                    append_log(plan.folder / LOG_FILE, [_cell(values[name], spec) for name, spec in plan.columns.items()])
+                    if (step + 1 - start == 1 or step + 1 == end or (step + 1) % plan.log_every == 0
+                            or stopping or now - last_line >= plan.progress_seconds):
+                        self._progress(plan, values, rate, end - step - 1)
+                        last_line = now
+                if (step + 1) % plan.checkpoint_every == 0 or step + 1 == end or time_to_save or stopping:
+                    if context.is_main:
+                        saved = self._save(plan, step + 1)
+                    barrier(context)
+                    last_save = time.perf_counter()
+                if stopping:
+                    if context.is_main:
+                        log.warning("stopped after step %d of %d: checkpoint %s", step + 1, plan.total_steps, saved)
+                    raise KeyboardInterrupt
+            if stop_requested():  # asked during the last step's checkpoint: the round is complete, stop now
+                raise KeyboardInterrupt
         return LoopResult(end, losses, saved)
 
     def _save(self, plan: LoopPlan, step: int) -> Path:
@@ -165,6 +197,8 @@ class TrainLoop:
             **plan.checkpoint_state,
             "optimizer": meta,
             "grad_scaler": self.scaler.state_dict() if self.use_amp else None,
+            # Results differ in the last bits between thread counts: a resumed run takes this one again.
+            "threads": torch.get_num_threads(),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         folder = save_checkpoint(plan.folder, step, self.model.state_dict(), tensors, state, keep=plan.keep_checkpoints)
@@ -184,15 +218,37 @@ class TrainLoop:
             find_unused_parameters=self.find_unused_parameters,
         )
 
-    def _log(self, plan: LoopPlan, values: dict[str, Any], done: int, remaining: int) -> None:
-        """The step's log.csv row, and every ``log_every`` steps (and the first and last) a progress line."""
-        append_log(plan.folder / LOG_FILE, [_cell(values[name], spec) for name, spec in plan.columns.items()])
-        if values["step"] % plan.log_every and remaining and done != 1:
-            return
-        elapsed = values["elapsed_seconds"]
-        rate = done / elapsed if elapsed > 0 else float("inf")
-        log.info("%s | %.2f steps/s, elapsed %s, ETA %s", plan.progress.format(**values), rate,
-                 format_duration(elapsed), format_duration(remaining / rate) if rate > 0 else "?")
+    def _progress(self, plan: LoopPlan, values: dict[str, Any], rate: MovingRate, remaining: int) -> None:
+        """A progress line: the plan's template, then the recent rate, the elapsed time and the ETA."""
+        eta = rate.eta(remaining)
+        log.info("%s | %.2f steps/s, elapsed %s, ETA %s", plan.progress.format(**values), rate.rate(),
+                 format_duration(values["elapsed_seconds"]), format_duration(eta) if eta < float("inf") else "?")
+
+
+@contextmanager
+def _stop_requests() -> Iterator[Callable[[], bool]]:
+    """Within the block, the first SIGINT (Ctrl-C) or SIGTERM only sets a flag, read by the function yielded,
+    so that the loop stops between steps with a checkpoint; a second one interrupts at once. Outside the
+    main thread (where signal handlers cannot be set) nothing changes and the flag stays down."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def request(number: int, frame: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        log.warning("stopping after the current step, with a checkpoint (press Ctrl-C again to stop at once)")
+
+    for number in previous:
+        signal.signal(number, request)
+    try:
+        yield requested.is_set
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _cell(value: Any, spec: str) -> str:

@@ -113,6 +113,9 @@ class SelfTrainConfig:
     drop_loss_warmup: float = 0.3
     min_target_points: int = 20  # a target cut by a crop to fewer vertices is not learned in that step
     checkpoint_every: int = 500
+    # Also a checkpoint after this much training time, so that an interruption loses at most this much
+    # whatever a step takes under the machine's load.
+    checkpoint_minutes: float = 2.0
     keep_checkpoints: int = 2
     log_every: int = 10
     seed: int = 0
@@ -123,6 +126,8 @@ class SelfTrainConfig:
                      "finetune_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(None, f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.checkpoint_minutes > 0:
+            raise InputError(None, f"checkpoint_minutes must be above 0, got {self.checkpoint_minutes}")
         if not 0.0 <= self.drop_loss_warmup <= 1.0 or not 0.0 < self.pct_start < 1.0:
             raise InputError(None, "drop_loss_warmup must be in [0, 1] and pct_start in (0, 1)")
 
@@ -369,6 +374,7 @@ def train_round(
         progress=f"round {round_index} " + "step {step}/{total} loss {loss:.4f} (ce {loss_ce:.3f} bce {loss_bce:.3f} "
                                            "dice {loss_dice:.3f}) lr {lr:.3g}",
         log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+        checkpoint_minutes=config.checkpoint_minutes,
         checkpoint_state={
             "kind": CHECKPOINT_KIND,
             # the segment model has no voxel backbone (a backbone reader then refuses the checkpoint)
@@ -498,6 +504,7 @@ def self_train(
     resume: bool = False,
     device: str | torch.device | None = None,
     max_steps: int | None = None,
+    threads: int | None = None,
 ) -> SelfTrainResult:
     """Train ``rounds`` rounds on the pseudo masks of ``pseudo_dir``; ``scan_paths`` may be empty (each
     file's recorded scan is used) or name scans that replace them, matched by scene name.
@@ -505,6 +512,10 @@ def self_train(
     Finished rounds are skipped, so re-running with a larger ``rounds`` extends a run. An interrupted
     round continues only with ``resume``. ``max_steps`` caps the steps of each round trained in this
     call (to simulate an interruption). Works under ``torchrun`` (data-parallel).
+
+    ``threads``: torch threads to train with; None: the count the run's first checkpoint was made with
+    (results differ in the last bits between thread counts, so a resumed or extended run repeats an
+    uninterrupted one only at the same count), or for a new run the process's current count.
 
     Raises:
         InputError: missing scans or pseudo masks, a run folder with another configuration, an
@@ -520,6 +531,7 @@ def self_train(
             run_dir.mkdir(parents=True, exist_ok=True)
             if not (run_dir / CONFIG_FILE).is_file():
                 write_config(run_dir / CONFIG_FILE, config)
+        _use_run_threads(run_dir, threads)
         torch.manual_seed(config.seed)
         done = set(finished_rounds(run_dir))
         trained: list[int] = []
@@ -550,6 +562,33 @@ def self_train(
             barrier(context)
             trained.append(index)
         return SelfTrainResult(run_dir, trained, last_checkpoint, losses)
+
+
+def run_threads(run_dir: Path) -> int | None:
+    """The torch thread count a run trained with: its first round's latest checkpoint's, None before any
+    (or from a version that did not record it)."""
+    checkpoint = latest_checkpoint(round_dir(run_dir, 1))
+    if checkpoint is None:
+        return None
+    try:
+        return int(json.loads((checkpoint / "state.json").read_text())["threads"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _use_run_threads(run_dir: Path, threads: int | None) -> None:
+    """Train with ``threads``, else with the run's own count (:func:`run_threads`), else as the process is."""
+    from unscene3d.threads import use_threads
+
+    own = run_threads(run_dir)
+    if threads is None and own is not None and own != torch.get_num_threads():
+        log.info("training with %d thread(s), as this run started (results depend on it in the last bits)", own)
+        threads = own
+    elif threads is not None and own is not None and threads != own:
+        log.warning("training with %d thread(s) where this run started with %d: results will differ from an "
+                    "uninterrupted run in the last bits", threads, own)
+    if threads is not None:
+        use_threads(threads)
 
 
 def _prepare_added_masks(previous: Path, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,
