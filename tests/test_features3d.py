@@ -72,8 +72,9 @@ def test_cli_pretrain_then_features3d(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "checkpoint" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "log.csv").read_text().count("\n") == 2
+    # the test clouds are 1.2 m across, so read as tabletops unless told: as rooms, they are used as they are
     result = runner.invoke(app, ["features3d", str(tmp_path / "run" / "checkpoint"), str(tmp_path / "scans"),
-                                 "-o", str(tmp_path / "feat"), "--device", "cpu"])
+                                 "-o", str(tmp_path / "feat"), "--device", "cpu", "--kind", "room", "--up", "z"])
     assert result.exit_code == 0, result.output
     features = np.load(tmp_path / "feat" / "room0.npy")
     assert features.shape == (1500, 96)
