@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from unscene3d.errors import InputError
-from unscene3d.normals import DEFAULT_NEIGHBOURS, DEFAULT_VOXEL_SIZE, neighbour_graph, orient_normals, pca_normals
+from unscene3d.normals import DEFAULT_NEIGHBOURS, DEFAULT_VOXEL_SIZE, CloudGraph, cloud_graph, scene_graph
 from unscene3d.oversegment import (
     COLOUR_CONVEX_LIMIT,
     Segmentation,
@@ -60,9 +60,14 @@ def oversegment_points(
     """
     k_thresh, min_verts = felzenszwalb_params(variant, k_thresh, min_verts)
     colours01 = _check_colors(colors, len(points)) if variant == "unscene3d" else None
+    graph = cloud_graph(points, voxel_size=voxel_size, neighbours=neighbours, sensor=sensor, source=source)
+    return _segment_cloud(graph, colours01, variant, k_thresh, min_verts, neighbours)
 
-    graph = neighbour_graph(points, voxel_size=voxel_size, neighbours=neighbours, source=source)
-    normals = orient_normals(graph, pca_normals(graph), sensor).astype(np.float32)
+
+def _segment_cloud(cloud: CloudGraph, colours01: np.ndarray | None, variant: str, k_thresh: float, min_verts: int,
+                   neighbours: int) -> Segmentation:
+    graph = cloud.graph
+    normals = cloud.normals.astype(np.float32)
     edge_a, edge_b = graph.edge_a, graph.edge_b
     if colours01 is None:
         node_colours = None
@@ -102,7 +107,7 @@ def oversegment_points(
         "segMinVerts": int(min_verts),
         "variant": variant,
         "graph": "points",
-        "voxelSize": float(voxel_size),
+        "voxelSize": float(graph.voxel_size),
         "neighbours": int(neighbours),
         "maxEdge": graph.max_edge,
         "voxelPoints": graph.num_nodes,
@@ -127,11 +132,11 @@ def oversegment_scene(
         if scene.has_faces:
             return oversegment(scene.vertices, scene.faces, colors, variant=variant, k_thresh=k_thresh,
                                min_verts=min_verts)
-        return oversegment_points(
-            scene.vertices, colors, variant=variant, k_thresh=k_thresh, min_verts=min_verts,
-            voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size, neighbours=neighbours,
-            sensor=scene.sensor, source=where,
-        )
+        k_thresh, min_verts = felzenszwalb_params(variant, k_thresh, min_verts)
+        colours01 = _check_colors(colors, scene.num_vertices) if variant == "unscene3d" else None
+        graph = scene_graph(scene, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
+                            neighbours=neighbours)
+        return _segment_cloud(graph, colours01, variant, k_thresh, min_verts, neighbours)
     except InputError as error:
         if error.path is not None:
             raise
@@ -154,9 +159,9 @@ def felzenszwalb_scales(scene: Scene, scales: Sequence[tuple[float, int]], *,
             order, nodes, node_of_point = _std_sort_order(weights), len(points), None
             union_find = _kernels().felzenszwalb
         else:
-            graph = neighbour_graph(scene.vertices, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
-                                    neighbours=neighbours, source=where)
-            normals = orient_normals(graph, pca_normals(graph), scene.sensor).astype(np.float32)
+            cloud = scene_graph(scene, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
+                                neighbours=neighbours)
+            graph, normals = cloud.graph, cloud.normals.astype(np.float32)
             edge_a, edge_b = graph.edge_a, graph.edge_b
             centred = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
             weights = edge_weights(centred, normals, None, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
