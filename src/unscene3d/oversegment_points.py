@@ -14,7 +14,9 @@ and ``seg_ids`` (the ScanNet-style segment id) is the index of the segment's fir
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -172,10 +174,12 @@ def felzenszwalb_scales(scene: Scene, scales: Sequence[tuple[float, int]], *,
         if error.path is not None:
             raise
         raise InputError(where, error.problem) from None
-    labels = []
-    for k_thresh, min_verts in scales:
-        k_thresh, min_verts = felzenszwalb_params("scannet", k_thresh, min_verts)
-        roots = union_find(nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
+    def partition(setting: tuple[float, int]) -> np.ndarray:
+        roots = union_find(nodes, edge_a, edge_b, weights, order, np.float32(setting[0]), setting[1])
         compact = _root_labels(roots)[0]
-        labels.append(compact if node_of_point is None else compact[node_of_point])
-    return labels
+        return compact if node_of_point is None else compact[node_of_point]
+
+    settings = [felzenszwalb_params("scannet", k_thresh, min_verts) for k_thresh, min_verts in scales]
+    # The union-find kernels release the GIL (numba nogil, or C through ctypes): one thread per core.
+    with ThreadPoolExecutor(max(1, min(len(settings), os.cpu_count() or 1))) as pool:
+        return list(pool.map(partition, settings))
