@@ -93,12 +93,10 @@ class RankerPredictor:
 
     def predict(self, scene: Scene) -> Instances:
         """Ranked instance masks over the scene's vertices, best first."""
-        from unscene3d.proposals.ranker import rank_candidates
-        from unscene3d.pseudo.pipeline import segment_scene
+        from unscene3d.proposals.ranker import rank_scan
 
-        segmentation = segment_scene(scene)
-        segments = describe_segments(scene, segmentation.labels, segmentation.num_segments)
-        return rank_candidates(scene, segments, self.ranker).instances.over(segmentation.labels)
+        segmentation, _, ranked = rank_scan(scene, self.ranker)
+        return ranked.instances.over(segmentation.labels)
 
 
 def is_model_path(path: str | Path) -> bool:
