@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from unscene3d.errors import InputError
-from unscene3d.normals import estimate_normals, neighbour_graph, scene_graph, scene_normals, voxel_downsample
+from unscene3d.normals import (
+    estimate_normals,
+    neighbour_graph,
+    neighbourhood_covariances,
+    scene_graph,
+    scene_normals,
+    voxel_downsample,
+)
 from unscene3d.oversegment import oversegment, partition_agreement
 from unscene3d.oversegment_points import oversegment_points, oversegment_scene, stable_order
 from unscene3d.scene import Scene
@@ -173,6 +180,22 @@ def test_graph_edges_are_every_neighbour_pair_once_without_self():
     pairs = {(min(i, j), max(i, j)) for i, row in zip(rows, graph.neighbours) for j in row[row < graph.num_nodes]}
     assert linked.sum() >= len(pairs)
     assert list(zip(graph.edge_a.tolist(), graph.edge_b.tolist())) == sorted(pairs)
+
+
+def test_neighbourhood_covariances_are_the_vectorised_forms_bits():
+    rng = np.random.default_rng(5)
+    graph = neighbour_graph(np.vstack([rng.random((400, 3)), [[9.0, 9.0, 9.0]]]), voxel_size=0.01, neighbours=6)
+    count = graph.num_nodes
+    assert (graph.neighbours == count).any()  # the lone point has no neighbour: zeroed members count too
+    members = np.concatenate([np.arange(count)[:, None], graph.neighbours], axis=1)
+    valid = (members < count).astype(np.float64)
+    cloud = np.vstack([graph.points, np.zeros((1, 3))])[members]
+    weight = valid.sum(axis=1)
+    mean = (cloud * valid[:, :, None]).sum(axis=1) / weight[:, None]
+    centred = (cloud - mean[:, None, :]) * valid[:, :, None]
+    expected = np.einsum("nki,nkj->nij", centred, centred) / weight[:, None, None]
+    covariance, size = neighbourhood_covariances(graph.points, graph.neighbours)
+    assert np.array_equal(size, weight) and np.array_equal(covariance, expected)
 
 
 def test_stable_order_is_numpys_stable_argsort():
