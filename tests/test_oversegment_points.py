@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 
 from unscene3d.errors import InputError
-from unscene3d.normals import estimate_normals, neighbour_graph, scene_normals, voxel_downsample
+from unscene3d.normals import (
+    estimate_normals,
+    neighbour_graph,
+    neighbourhood_covariances,
+    scene_graph,
+    scene_normals,
+    voxel_downsample,
+)
 from unscene3d.oversegment import oversegment, partition_agreement
-from unscene3d.oversegment_points import oversegment_points, oversegment_scene
+from unscene3d.oversegment_points import oversegment_points, oversegment_scene, stable_order
 from unscene3d.scene import Scene
 
 NO_FACES = np.zeros((0, 3), np.int64)
@@ -161,6 +168,55 @@ def test_sparse_clouds_get_longer_edges():
     graph = neighbour_graph(plane_grid(10, 0.05), voxel_size=0.01)
     assert graph.max_edge == pytest.approx(0.15)
     assert (graph.neighbours < graph.num_nodes).all(axis=1).any()
+
+
+def test_graph_edges_are_every_neighbour_pair_once_without_self():
+    rng = np.random.default_rng(4)
+    points = np.vstack([rng.random((300, 3)), np.full((3, 3), 0.5)])  # three points in one voxel, for the merges
+    graph = neighbour_graph(points, voxel_size=0.01, neighbours=5)
+    rows = np.arange(graph.num_nodes)
+    assert not (graph.neighbours == rows[:, None]).any()
+    linked = graph.neighbours < graph.num_nodes
+    pairs = {(min(i, j), max(i, j)) for i, row in zip(rows, graph.neighbours) for j in row[row < graph.num_nodes]}
+    assert linked.sum() >= len(pairs)
+    assert list(zip(graph.edge_a.tolist(), graph.edge_b.tolist())) == sorted(pairs)
+
+
+def test_neighbourhood_covariances_are_the_vectorised_forms_bits():
+    rng = np.random.default_rng(5)
+    graph = neighbour_graph(np.vstack([rng.random((400, 3)), [[9.0, 9.0, 9.0]]]), voxel_size=0.01, neighbours=6)
+    count = graph.num_nodes
+    assert (graph.neighbours == count).any()  # the lone point has no neighbour: zeroed members count too
+    members = np.concatenate([np.arange(count)[:, None], graph.neighbours], axis=1)
+    valid = (members < count).astype(np.float64)
+    cloud = np.vstack([graph.points, np.zeros((1, 3))])[members]
+    weight = valid.sum(axis=1)
+    mean = (cloud * valid[:, :, None]).sum(axis=1) / weight[:, None]
+    centred = (cloud - mean[:, None, :]) * valid[:, :, None]
+    expected = np.einsum("nki,nkj->nij", centred, centred) / weight[:, None, None]
+    covariance, size = neighbourhood_covariances(graph.points, graph.neighbours)
+    assert np.array_equal(size, weight) and np.array_equal(covariance, expected)
+
+
+def test_stable_order_is_numpys_stable_argsort():
+    rng = np.random.default_rng(0)
+    weights = rng.choice(np.float32([-2.5, -0.0, 0.0, 1e-30, 0.25, 0.5, 3.0, np.inf]), 5000)
+    weights[::3] = rng.random(1667).astype(np.float32)
+    expected = np.argsort(weights, kind="stable")
+    assert stable_order(weights).dtype == np.int32
+    np.testing.assert_array_equal(stable_order(weights), expected)
+    weights[7] = np.nan
+    np.testing.assert_array_equal(stable_order(weights), np.argsort(weights, kind="stable"))
+
+
+def test_a_clouds_graph_is_built_once_until_its_points_change():
+    scene = Scene(name="plane", vertices=plane_grid(8), faces=NO_FACES)
+    graph = scene_graph(scene)
+    assert scene_graph(scene) is graph and not graph.normals.flags.writeable
+    assert scene_graph(scene, voxel_size=0.005) is not graph
+    np.testing.assert_array_equal(scene_normals(scene), graph.point_normals())
+    scene.vertices = scene.vertices + 1.0
+    assert scene_graph(scene) is not graph
 
 
 # --- real scans ---------------------------------------------------------------------------------------

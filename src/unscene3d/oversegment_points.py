@@ -14,12 +14,14 @@ and ``seg_ids`` (the ScanNet-style segment id) is the index of the segment's fir
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from unscene3d.errors import InputError
-from unscene3d.normals import DEFAULT_NEIGHBOURS, DEFAULT_VOXEL_SIZE, neighbour_graph, orient_normals, pca_normals
+from unscene3d.normals import DEFAULT_NEIGHBOURS, DEFAULT_VOXEL_SIZE, CloudGraph, cloud_graph, scene_graph
 from unscene3d.oversegment import (
     COLOUR_CONVEX_LIMIT,
     Segmentation,
@@ -60,9 +62,14 @@ def oversegment_points(
     """
     k_thresh, min_verts = felzenszwalb_params(variant, k_thresh, min_verts)
     colours01 = _check_colors(colors, len(points)) if variant == "unscene3d" else None
+    graph = cloud_graph(points, voxel_size=voxel_size, neighbours=neighbours, sensor=sensor, source=source)
+    return _segment_cloud(graph, colours01, variant, k_thresh, min_verts, neighbours)
 
-    graph = neighbour_graph(points, voxel_size=voxel_size, neighbours=neighbours, source=source)
-    normals = orient_normals(graph, pca_normals(graph), sensor).astype(np.float32)
+
+def _segment_cloud(cloud: CloudGraph, colours01: np.ndarray | None, variant: str, k_thresh: float, min_verts: int,
+                   neighbours: int) -> Segmentation:
+    graph = cloud.graph
+    normals = cloud.normals.astype(np.float32)
     edge_a, edge_b = graph.edge_a, graph.edge_b
     if colours01 is None:
         node_colours = None
@@ -78,7 +85,7 @@ def oversegment_points(
     node_points = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
     # The mesh path's numba kernels: a cloud's neighbour graph needs numba anyway.
     weights = edge_weights(node_points, normals, node_colours, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
-    order = np.argsort(weights, kind="stable").astype(np.int32)
+    order = stable_order(weights)
     roots = felzenszwalb(graph.num_nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
     node_labels, num_segments = compact_labels(roots)
     adjacency = _adjacency_from_edges(node_labels, edge_a, edge_b) if len(edge_a) else np.empty((0, 2), np.int64)
@@ -102,12 +109,25 @@ def oversegment_points(
         "segMinVerts": int(min_verts),
         "variant": variant,
         "graph": "points",
-        "voxelSize": float(voxel_size),
+        "voxelSize": float(graph.voxel_size),
         "neighbours": int(neighbours),
         "maxEdge": graph.max_edge,
         "voxelPoints": graph.num_nodes,
     }
     return Segmentation(seg_ids=seg_ids, labels=labels, adjacency=adjacency, num_segments=num_segments, params=params)
+
+
+def stable_order(weights: np.ndarray) -> np.ndarray:
+    """(E,) int32 ``np.argsort(weights, kind="stable")`` of finite float32 weights, 3x faster: each weight's bits,
+    mapped to an unsigned integer of the same order, above its index, sorted as one int64 (a SIMD sort, where
+    numpy's stable sort of floats is a merge sort)."""
+    if len(weights) >= 2**31 or not np.isfinite(weights).all():
+        return np.argsort(weights, kind="stable").astype(np.int32)
+    bits = (np.asarray(weights, dtype=np.float32) + np.float32(0.0)).view(np.uint32)  # + 0: -0 sorts as 0
+    ordered = np.where(bits >> np.uint32(31), ~bits, bits | np.uint32(0x80000000)).astype(np.uint64)
+    keys = (ordered << np.uint64(32)) | np.arange(len(weights), dtype=np.uint64)
+    keys.sort()
+    return (keys & np.uint64(0xFFFFFFFF)).astype(np.int32)
 
 
 def oversegment_scene(
@@ -127,11 +147,11 @@ def oversegment_scene(
         if scene.has_faces:
             return oversegment(scene.vertices, scene.faces, colors, variant=variant, k_thresh=k_thresh,
                                min_verts=min_verts)
-        return oversegment_points(
-            scene.vertices, colors, variant=variant, k_thresh=k_thresh, min_verts=min_verts,
-            voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size, neighbours=neighbours,
-            sensor=scene.sensor, source=where,
-        )
+        k_thresh, min_verts = felzenszwalb_params(variant, k_thresh, min_verts)
+        colours01 = _check_colors(colors, scene.num_vertices) if variant == "unscene3d" else None
+        graph = scene_graph(scene, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
+                            neighbours=neighbours)
+        return _segment_cloud(graph, colours01, variant, k_thresh, min_verts, neighbours)
     except InputError as error:
         if error.path is not None:
             raise
@@ -154,23 +174,25 @@ def felzenszwalb_scales(scene: Scene, scales: Sequence[tuple[float, int]], *,
             order, nodes, node_of_point = _std_sort_order(weights), len(points), None
             union_find = _kernels().felzenszwalb
         else:
-            graph = neighbour_graph(scene.vertices, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
-                                    neighbours=neighbours, source=where)
-            normals = orient_normals(graph, pca_normals(graph), scene.sensor).astype(np.float32)
+            cloud = scene_graph(scene, voxel_size=DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size,
+                                neighbours=neighbours)
+            graph, normals = cloud.graph, cloud.normals.astype(np.float32)
             edge_a, edge_b = graph.edge_a, graph.edge_b
             centred = (graph.points - graph.points.mean(axis=0)).astype(np.float32)
             weights = edge_weights(centred, normals, None, edge_a, edge_b, COLOUR_CONVEX_LIMIT)
-            order = np.argsort(weights, kind="stable").astype(np.int32)
+            order = stable_order(weights)
             union_find = felzenszwalb
             nodes, node_of_point = graph.num_nodes, graph.voxel_of_point
     except InputError as error:
         if error.path is not None:
             raise
         raise InputError(where, error.problem) from None
-    labels = []
-    for k_thresh, min_verts in scales:
-        k_thresh, min_verts = felzenszwalb_params("scannet", k_thresh, min_verts)
-        roots = union_find(nodes, edge_a, edge_b, weights, order, np.float32(k_thresh), int(min_verts))
+    def partition(setting: tuple[float, int]) -> np.ndarray:
+        roots = union_find(nodes, edge_a, edge_b, weights, order, np.float32(setting[0]), setting[1])
         compact = _root_labels(roots)[0]
-        labels.append(compact if node_of_point is None else compact[node_of_point])
-    return labels
+        return compact if node_of_point is None else compact[node_of_point]
+
+    settings = [felzenszwalb_params("scannet", k_thresh, min_verts) for k_thresh, min_verts in scales]
+    # The union-find kernels release the GIL (numba nogil, or C through ctypes): one thread per core.
+    with ThreadPoolExecutor(max(1, min(len(settings), os.cpu_count() or 1))) as pool:
+        return list(pool.map(partition, settings))

@@ -23,20 +23,25 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from unscene3d.errors import InputError, about
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_write_text
 from unscene3d.io.benchmark import export_predictions
-from unscene3d.model.mask3d import Mask3D, predict_scene
-from unscene3d.model.segment_model import SegmentModel, predict_segments, segment_tokens
 from unscene3d.scene import Scene
 from unscene3d.segments import describe_segments
-from unscene3d.train.selftrain import SelfTrainConfig, load_model, model_uses_color
 from unscene3d.visualize import INSTANCES_PLY_SUFFIX, masks_to_labels, write_labels_ply
+
+if TYPE_CHECKING:  # torch and the networks load with a self-trained model only: the model of objects needs
+    # neither (importing them costs 2 s and 260 MiB)
+    import torch
+
+    from unscene3d.model.mask3d import Mask3D
+    from unscene3d.model.segment_model import SegmentModel
+    from unscene3d.train.selftrain import SelfTrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +56,17 @@ class Predictor:
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device | None = None) -> Predictor:
         """From a run folder (its last finished round), a round folder or a checkpoint."""
+        from unscene3d.train.selftrain import load_model
+
         model, config = load_model(run, device)
         return cls(model, config)
 
     def predict(self, scene: Scene, segments: np.ndarray | None = None) -> Instances:
         """Instance masks over the scene's vertices; ``segments`` default to :func:`segment_scene`'s."""
+        from unscene3d.model.mask3d import predict_scene
+        from unscene3d.model.segment_model import SegmentModel, predict_segments, segment_tokens
+        from unscene3d.train.selftrain import model_uses_color
+
         if scene.colors is None and model_uses_color(self.config):
             log.warning("%s has no colours but the model was trained with colour: its colour input is zero, "
                         "expect weaker masks (a model trained with `train --no-color` uses geometry only)",
@@ -93,12 +104,10 @@ class RankerPredictor:
 
     def predict(self, scene: Scene) -> Instances:
         """Ranked instance masks over the scene's vertices, best first."""
-        from unscene3d.proposals.ranker import rank_candidates
-        from unscene3d.pseudo.pipeline import segment_scene
+        from unscene3d.proposals.ranker import rank_scan
 
-        segmentation = segment_scene(scene)
-        segments = describe_segments(scene, segmentation.labels, segmentation.num_segments)
-        return rank_candidates(scene, segments, self.ranker).instances.over(segmentation.labels)
+        segmentation, _, ranked = rank_scan(scene, self.ranker)
+        return ranked.instances.over(segmentation.labels)
 
 
 def is_model_path(path: str | Path) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from unscene3d.io.images import read_color_image, read_depth_image
 
 if TYPE_CHECKING:
     from unscene3d.profile import ScanProfile
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Scene:
     input_index: np.ndarray | None = None
     num_input_points: int | None = None
     profile: ScanProfile | None = None
+    # what derived() computed, with the arrays it was computed from
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.vertices)
@@ -102,6 +107,17 @@ class Scene:
             index = self.input_index
             if index.shape != (n,) or total is None or (n and not 0 <= index.min() <= index.max() < total):
                 raise ValueError(f"input_index must be ({n},) positions below num_input_points ({total})")
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, run once per scan: a value that depends only on the scan's ``vertices``, ``faces``
+        and ``sensor``, which several stages read (a point cloud's neighbour graph and normals). ``key`` names
+        the value and its parameters. Replacing one of those arrays makes it run again (write new arrays,
+        never into them); the value is shared, so its readers must not write into it either."""
+        inputs = (self.vertices, self.faces, self.sensor)
+        entry = self._derived.get(key)
+        if entry is None or any(held is not now for held, now in zip(entry[0], inputs)):
+            entry = self._derived[key] = (inputs, compute())
+        return entry[1]
 
     @property
     def num_vertices(self) -> int:

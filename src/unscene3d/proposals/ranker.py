@@ -29,6 +29,7 @@ from safetensors.numpy import load_file, save_file
 from unscene3d.errors import InputError
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output
+from unscene3d.oversegment import Segmentation
 from unscene3d.proposals.candidates import Candidates, ProposalConfig, propose
 from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
 from unscene3d.scene import Scene
@@ -179,3 +180,19 @@ def rank_candidates(scene: Scene, segments: SegmentedScan, ranker: Ranker) -> Ra
     scores = ranker.score(candidate_features(segments, candidates, ranker.proposals))
     kept = select_candidates(candidates.masks, scores, segments.sizes.astype(np.float64), ranker.selection)
     return RankedScan(candidates, scores, Instances(candidates.masks[kept], scores[kept]))
+
+
+def rank_scan(scene: Scene, ranker: Ranker) -> tuple[Segmentation, SegmentedScan, RankedScan]:
+    """The model of objects on a scan: the pseudo-mask oversegmentation, its segments described, their candidates
+    ranked. Numpy's BLAS runs one thread meanwhile: its calls here are small (N x 3 products, 3 x 3
+    eigenproblems) and OpenBLAS's threads spend more time waiting on each other than working (a third more
+    CPU time on a 2-core machine; the results are the same)."""
+    from threadpoolctl import threadpool_limits
+
+    from unscene3d.pseudo.pipeline import segment_scene
+    from unscene3d.segments import describe_segments
+
+    with threadpool_limits(1, user_api="blas"):
+        segmentation = segment_scene(scene)
+        segments = describe_segments(scene, segmentation.labels, segmentation.num_segments)
+        return segmentation, segments, rank_candidates(scene, segments, ranker)

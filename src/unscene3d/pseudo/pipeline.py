@@ -286,11 +286,9 @@ def pseudo_masks_for_scene(scene: Scene, options: PseudoMaskOptions,
 
 def _ranked_source(scene: Scene, ranker: Ranker, params: dict) -> tuple[np.ndarray, Instances]:
     """The learned model's masks: candidates ranked by ``ranker``, over the pseudo-mask oversegmentation."""
-    from unscene3d.proposals.ranker import rank_candidates  # on use: the candidates draw on this package's cuts
+    from unscene3d.proposals.ranker import rank_scan  # on use: the candidates draw on this package's cuts
 
-    segmentation = segment_scene(scene)
-    described = describe_segments(scene, segmentation.labels, segmentation.num_segments)
-    ranked = rank_candidates(scene, described, ranker)
+    segmentation, described, ranked = rank_scan(scene, ranker)
     params.update({
         "oversegmentation": segmentation.params,
         "structure": None if described.structure is None else described.structure.summary(),

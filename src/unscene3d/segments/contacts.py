@@ -13,24 +13,24 @@ import numpy as np
 import scipy.sparse
 import scipy.spatial
 
-from unscene3d.segments.geometry import SegmentGeometry
-
-# Point clouds: each point is linked to this many nearest neighbours to measure segment contact.
-_CLOUD_NEIGHBOURS = 8
+from unscene3d.segments.geometry import SegmentGeometry, cloud_neighbours
 
 
-def surface_edges(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def surface_edges(vertices: np.ndarray, faces: np.ndarray, nearest: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Vertex pairs along the surface: the three edges of every face, or for a point cloud each
-    point's nearest neighbours."""
+    point's nearest neighbours (``nearest``: the index of :func:`~unscene3d.normals.nearest_vertices` when
+    already known)."""
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(faces):
         return (np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]]),
                 np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]]))
-    neighbours = min(_CLOUD_NEIGHBOURS, len(vertices) - 1)
+    neighbours = cloud_neighbours(len(vertices))
     if neighbours < 1:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    _, index = scipy.spatial.cKDTree(vertices).query(vertices, k=neighbours + 1)
-    return np.repeat(np.arange(len(vertices)), neighbours), index[:, 1:].ravel()
+    if nearest is None:
+        _, nearest = scipy.spatial.cKDTree(vertices).query(vertices, k=neighbours + 1)
+    return np.repeat(np.arange(len(vertices)), neighbours), nearest[:, 1:neighbours + 1].ravel()
 
 
 def segment_contacts(labels: np.ndarray, edge_a: np.ndarray, edge_b: np.ndarray, num_segments: int) -> scipy.sparse.csr_matrix:

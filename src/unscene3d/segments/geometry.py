@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.spatial
 
-from unscene3d.normals import scene_normals
+from unscene3d.normals import nearest_vertices, scene_normals
 from unscene3d.scene import Scene
 
-# Points of a cloud: the area a point covers is estimated from its distance to this neighbour.
-_AREA_NEIGHBOUR = 8
+# Points of a cloud: the area a point covers is estimated from its distance to this neighbour, and segments
+# touch where a point's nearest this many cross their border.
+CLOUD_NEIGHBOURS = 8
 # The floor height: the lowest level holding this fraction of the busiest level's up-facing area.
 _FLOOR_PEAK_FRACTION = 0.25
 _LEVEL_BIN = 0.02
@@ -83,20 +84,27 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
-def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+def vertex_areas(vertices: np.ndarray, faces: np.ndarray, nearest: np.ndarray | None = None) -> np.ndarray:
     """(N,) surface area per vertex: a third of every adjacent triangle (mesh), or for a point
-    cloud the area of a disc reaching its 8th neighbour divided among the 8 points inside it."""
+    cloud the area of a disc reaching its 8th neighbour divided among the 8 points inside it (``nearest``:
+    the distances of :func:`~unscene3d.normals.nearest_vertices` when already known)."""
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(faces):
         corners = vertices[faces]
         face_area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
         return np.bincount(faces.ravel(), np.repeat(face_area / 3.0, 3), minlength=len(vertices))
-    neighbours = min(_AREA_NEIGHBOUR, len(vertices) - 1)
+    neighbours = cloud_neighbours(len(vertices))
     if neighbours < 1:
         return np.ones(len(vertices))
-    distances, _ = scipy.spatial.cKDTree(vertices).query(vertices, k=neighbours + 1)
-    return np.pi * distances[:, -1] ** 2 / neighbours
+    if nearest is None:
+        nearest, _ = scipy.spatial.cKDTree(vertices).query(vertices, k=neighbours + 1)
+    return np.pi * nearest[:, neighbours] ** 2 / neighbours
+
+
+def cloud_neighbours(count: int) -> int:
+    """How many nearest points a cloud of ``count`` points measures areas and contacts with."""
+    return min(CLOUD_NEIGHBOURS, count - 1)
 
 
 def unit_vertex_normals(scene: Scene) -> np.ndarray:
@@ -131,7 +139,9 @@ def segment_geometry(scene: Scene, labels: np.ndarray, num_segments: int) -> Seg
     vertices = np.asarray(scene.vertices, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     normals = unit_vertex_normals(scene)
-    weight = vertex_areas(vertices, scene.faces)
+    neighbours = cloud_neighbours(len(vertices))
+    nearest = nearest_vertices(scene, neighbours)[0] if not scene.has_faces and neighbours >= 1 else None
+    weight = vertex_areas(vertices, scene.faces, nearest)
     if weight.sum() <= 0:  # degenerate surface: fall back to counting vertices
         weight = np.ones(len(vertices))
     area = np.bincount(labels, weight, num_segments)

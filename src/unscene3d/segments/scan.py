@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
+from unscene3d.normals import nearest_vertices
 from unscene3d.scene import Scene
 from unscene3d.segments.contacts import segment_contacts, surface_edges
-from unscene3d.segments.geometry import SegmentGeometry, segment_geometry
+from unscene3d.segments.geometry import SegmentGeometry, cloud_neighbours, segment_geometry
 from unscene3d.segments.structure import Structure, StructureConfig, detect_structure
 
 
@@ -61,6 +62,8 @@ def describe_segments(
     ``find_structure``, the floor, walls and ceiling (with ``structure``'s constants)."""
     labels = np.asarray(labels, dtype=np.int64)
     geometry = segment_geometry(scene, labels, num_segments)
-    contacts = segment_contacts(labels, *surface_edges(scene.vertices, scene.faces), num_segments)
+    neighbours = cloud_neighbours(scene.num_vertices)
+    nearest = nearest_vertices(scene, neighbours)[1] if not scene.has_faces and neighbours >= 1 else None
+    contacts = segment_contacts(labels, *surface_edges(scene.vertices, scene.faces, nearest), num_segments)
     found = detect_structure(scene.vertices, geometry, structure) if find_structure else None
     return SegmentedScan(labels, geometry, contacts, found)

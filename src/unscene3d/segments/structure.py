@@ -87,22 +87,27 @@ class Structure:
         return {name: int((self.kinds == k).sum()) for k, name in enumerate(STRUCTURE_KINDS) if k != OBJECT}
 
 
-def _occupied_cells(along: np.ndarray, height: np.ndarray, cell: float) -> set[tuple[int, int]]:
-    keys = np.floor(np.stack([along / cell, height / cell], axis=1)).astype(np.int64)
-    return set(map(tuple, np.unique(keys, axis=0).tolist()))
+def _cells(along: np.ndarray, height: np.ndarray, cell: float) -> np.ndarray:
+    """(P, 2) int64 (along, height) grid cell of each point."""
+    return np.floor(np.stack([along / cell, height / cell], axis=1)).astype(np.int64)
 
 
 def _fraction_behind(
-    vertices: np.ndarray, inliers: np.ndarray, front: np.ndarray, offset: float, config: StructureConfig
+    vertices: np.ndarray, inliers: np.ndarray, depth: np.ndarray, along_axis: np.ndarray, config: StructureConfig
 ) -> float:
-    """Fraction of the plane's occupied (along, height) cells with scan points behind its front."""
-    along_axis = np.cross(front, [0.0, 0.0, 1.0])
-    along_axis /= np.linalg.norm(along_axis)
-    occupied = _occupied_cells(vertices[inliers] @ along_axis, vertices[inliers, 2], config.behind_cell)
-    depth = vertices @ front - offset
+    """Fraction of the plane's occupied (along, height) cells with scan points behind its front (``depth``:
+    each vertex's signed distance in front of it)."""
+    occupied = _cells(vertices[inliers] @ along_axis, vertices[inliers, 2], config.behind_cell)
     behind = (depth < -config.behind_min) & (depth > -config.behind_max)
-    hidden = _occupied_cells(vertices[behind] @ along_axis, vertices[behind, 2], config.behind_cell)
-    return len(occupied & hidden) / max(len(occupied), 1)
+    hidden = _cells(vertices[behind] @ along_axis, vertices[behind, 2], config.behind_cell)
+    if not len(occupied) or not len(hidden):
+        return 0.0
+    # each cell as one integer, so that the sets are sorted arrays, not rows
+    low = np.minimum(occupied.min(axis=0), hidden.min(axis=0))
+    span = np.maximum(occupied.max(axis=0), hidden.max(axis=0)) - low + 1
+    codes = [(c[:, 0] - low[0]) * span[1] + (c[:, 1] - low[1]) for c in (occupied, hidden)]
+    occupied_codes = np.unique(codes[0])
+    return len(np.intersect1d(occupied_codes, codes[1])) / len(occupied_codes)
 
 
 def _classify(
@@ -111,6 +116,7 @@ def _classify(
     inliers: np.ndarray,
     normal: np.ndarray,
     offset: float,
+    projection: np.ndarray,
     geometry: SegmentGeometry,
     config: StructureConfig,
 ) -> int:
@@ -129,7 +135,12 @@ def _classify(
             return OBJECT
         # the side the surface faces: where its own normals point
         side = 1.0 if (normals[inliers] @ normal).mean() >= 0 else -1.0
-        if _fraction_behind(vertices, inliers, side * normal, side * offset, config) < config.max_behind_fraction:
+        front = side * normal
+        along_axis = np.cross(front, [0.0, 0.0, 1.0])
+        along_axis /= np.linalg.norm(along_axis)
+        # (x.n - o) with n and o negated is exactly its negation: no second pass over the scan
+        depth = side * projection - side * offset
+        if _fraction_behind(vertices, inliers, depth, along_axis, config) < config.max_behind_fraction:
             return WALL
     return OBJECT
 
@@ -150,19 +161,21 @@ def detect_structure(
     seeds = seeds[np.argsort(-geometry.area[seeds], kind="stable")]
     claimed = np.zeros(len(vertices), dtype=bool)
     segment_normal = geometry.unit_normal
+    by_segment = np.argsort(labels, kind="stable")  # each segment's vertices in order, without a pass per seed
+    starts = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=count))])
     for seed in seeds:
-        on_seed = labels == seed
-        if claimed[on_seed].mean() > 0.5:
+        if claimed[by_segment[starts[seed]:starts[seed + 1]]].mean() > 0.5:
             continue
         normal = geometry.plane_normal[seed]
         offset = float(normal @ geometry.centroid[seed])
-        distance = np.abs(vertices @ normal - offset)
+        projection = vertices @ normal
+        distance = np.abs(projection - offset)
         inliers = (distance < config.inlier_distance) & (np.abs(normals @ normal) > config.inlier_normal_cosine)
         claimed |= inliers
         support = float(weight[inliers].sum())
         if support < config.min_plane_area:
             continue
-        kind = _classify(vertices, normals, inliers, normal, offset, geometry, config)
+        kind = _classify(vertices, normals, inliers, normal, offset, projection, geometry, config)
         if kind == OBJECT:
             continue
         near = np.bincount(labels, weight * (distance < config.member_distance), count)
