@@ -25,6 +25,7 @@ import numpy as np
 from unscene3d.errors import InputError
 from unscene3d.oversegment import check_positions
 from unscene3d.scene import Scene
+from unscene3d.threads import process_threads
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def neighbour_graph(
     voxel_of_point, voxel_points = voxel_downsample(points, voxel_size)
     tree = cKDTree(voxel_points)
     k = min(int(neighbours) + 1, len(voxel_points))
-    distances, index = tree.query(voxel_points, k=k, workers=-1)
+    distances, index = tree.query(voxel_points, k=k, workers=process_threads())
     distances, index = distances.reshape(len(voxel_points), k), index.reshape(len(voxel_points), k)
     nearest_gap = float(np.median(distances[:, 1])) if k > 1 else 0.0  # k is 1 when one voxel holds all
     max_edge = max(EDGE_VOXELS * voxel_size, EDGE_GAPS * nearest_gap)
@@ -303,7 +304,7 @@ def nearest_vertices(scene: Scene, count: int) -> tuple[np.ndarray, np.ndarray]:
     def query() -> tuple[np.ndarray, np.ndarray]:
         from scipy.spatial import cKDTree
 
-        distances, index = cKDTree(scene.vertices).query(scene.vertices, k=count + 1, workers=-1)
+        distances, index = cKDTree(scene.vertices).query(scene.vertices, k=count + 1, workers=process_threads())
         distances.flags.writeable = index.flags.writeable = False
         return distances, index
 

@@ -14,7 +14,6 @@ and ``seg_ids`` (the ScanNet-style segment id) is the index of the segment's fir
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,6 +37,7 @@ from unscene3d.oversegment import (
 )
 from unscene3d.oversegment_kernels import edge_weights, felzenszwalb
 from unscene3d.scene import Scene
+from unscene3d.threads import process_threads
 
 log = logging.getLogger(__name__)
 
@@ -194,5 +194,5 @@ def felzenszwalb_scales(scene: Scene, scales: Sequence[tuple[float, int]], *,
 
     settings = [felzenszwalb_params("scannet", k_thresh, min_verts) for k_thresh, min_verts in scales]
     # The union-find kernels release the GIL (numba nogil, or C through ctypes): one thread per core.
-    with ThreadPoolExecutor(max(1, min(len(settings), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max(1, min(len(settings), process_threads()))) as pool:
         return list(pool.map(partition, settings))
