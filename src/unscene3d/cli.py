@@ -783,6 +783,47 @@ def train_ranker(
                                         f"{figures['AP25']:.1f} on generated scenes never trained on" if figures else ""))
 
 
+@app.command("tune-ranker", cls=Command)
+@guarded
+def tune_ranker(
+    scans: list[Path] = typer.Argument(..., help="Labelled scans: each with its ground truth (its own, --gt, or "
+                                       "gt/<scene>.txt beside it)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The tuned ranker file to write (safetensors)."),
+    gt: Path = typer.Option(None, "--gt", help="Folder of ground truth <scene>.txt for scans that carry none."),
+    ranker: Path = typer.Option(None, "--ranker", help="The ranker to start from (default: the shipped one)."),
+    workers: int = typer.Option(1, help="Generated replay scenes prepared in parallel (processes)."),
+    up: UpAxis = UP_OPTION,
+    scale: float = SCALE_OPTION,
+    kind: ScanKind = KIND_OPTION,
+) -> None:
+    """A few labels: fine-tune the model of objects with the ground truth of some of your scans (with generated
+    scenes replayed so it keeps what it learnt); use the file with --ranker in predict and pseudo-masks."""
+    from unscene3d.fit import scene_ground_truth
+    from unscene3d.io.atomic import remove_stale_temps
+    from unscene3d.io.scan import load_scan
+    from unscene3d.proposals.ranker import load_ranker
+    from unscene3d.proposals.tuning import tune_ranker as run_tuning
+
+    check_count("--workers", workers)
+    if gt is not None and not gt.is_dir():
+        raise InputError(gt, "ground-truth folder not found")
+    profile = _profile(up, scale, kind)
+    check_output_file(output)
+    start = load_ranker(ranker)
+    scenes = []
+    for path in _scan_paths(scans):
+        scene = load_scan(path, load_gt=True, load_frames=False, **profile)
+        labels = scene_ground_truth(scene, gt)
+        if labels is None:
+            raise InputError(path, "no ground truth: pass --gt DIR with <scene>.txt, or put it in gt/ beside the "
+                                   "scan (`unscene3d export-gt` writes it for ScanNet folders)")
+        scene.gt = labels if scene.input_index is None else labels[scene.input_index]
+        scenes.append(scene)
+    remove_stale_temps(output.parent, target=output)
+    run_tuning(start, scenes, output, workers=workers)
+    typer.echo(f"ranker tuned on {len(scenes)} labelled scan(s) -> {output}; use it with --ranker {output}")
+
+
 @app.command(cls=Command)
 @guarded
 def predict(
