@@ -78,6 +78,10 @@ def use_threads(threads: int | None = None) -> int:
     count = free_threads() if threads is None else threads
     explicit = threads is not None
     for name in _POOL_VARIABLES:
+        # Once numba is loaded its pool is sized; a changed NUMBA_NUM_THREADS then makes its next config reload
+        # fail ("cannot set NUMBA_NUM_THREADS ... once the threads have been launched"): it is resized below.
+        if name == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
+            continue
         if explicit or name not in os.environ:
             os.environ[name] = str(count)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
