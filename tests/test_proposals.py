@@ -143,3 +143,16 @@ def test_the_shipped_ranker_is_what_train_ranker_makes_with_no_options() -> None
     assert info["validation"]["AP50"] > 50  # on generated scenes never trained on
     assert shipped.proposals == ProposalConfig() and shipped.selection == SelectionConfig()
     assert shipped.path.stat().st_size <= 20 * 2**20
+
+
+def test_a_scan_far_larger_than_a_room_is_ranked_with_a_warning(caplog) -> None:
+    import logging
+
+    from unscene3d.proposals.ranker import rank_scan
+
+    rng = np.random.default_rng(0)
+    ground = np.c_[rng.uniform(0, 30, (3000, 2)), rng.normal(0, 0.01, 3000)]  # 30 m of flat ground, no room
+    scene = Scene("field", ground, np.zeros((0, 3), np.int64))
+    with caplog.at_level(logging.WARNING):
+        rank_scan(scene, load_ranker())
+    assert "30 m across, larger than any room" in caplog.text

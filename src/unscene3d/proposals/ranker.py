@@ -18,6 +18,7 @@ command, its configuration and seed, the data, the validation figures). The pack
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from unscene3d.proposals.candidates import Candidates, ProposalConfig, propose
 from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
 from unscene3d.scene import Scene
 from unscene3d.segments import SegmentedScan
+
+log = logging.getLogger(__name__)
 
 SHIPPED_RANKER = Path(__file__).with_name("ranker.safetensors")
 FORMAT = "unscene3d-ranker"
@@ -182,6 +185,20 @@ def rank_candidates(scene: Scene, segments: SegmentedScan, ranker: Ranker) -> Ra
     return RankedScan(candidates, scores, Instances(candidates.masks[kept], scores[kept]))
 
 
+# Generated training rooms span 4-5 m and real rooms rarely 15 m; past this the scan is no room the model has seen.
+LARGEST_ROOM = 20.0
+
+
+def _warn_if_unlike_training(scene: Scene) -> None:
+    if scene.num_vertices == 0:
+        return
+    across = float(np.ptp(scene.vertices[:, :2], axis=0).max())
+    if across > LARGEST_ROOM:
+        log.warning("%s is %.0f m across, larger than any room the model of objects learnt from (generated rooms of "
+                    "4-5 m): expect weak masks; for a building or outdoor scan, cut it into rooms or tiles first, or "
+                    "use `unscene3d baseline felzenszwalb`", scene.source or scene.name, across)
+
+
 def rank_scan(scene: Scene, ranker: Ranker) -> tuple[Segmentation, SegmentedScan, RankedScan]:
     """The model of objects on a scan: the pseudo-mask oversegmentation, its segments described, their candidates
     ranked. Numpy's BLAS runs one thread meanwhile: its calls here are small (N x 3 products, 3 x 3
@@ -192,6 +209,7 @@ def rank_scan(scene: Scene, ranker: Ranker) -> tuple[Segmentation, SegmentedScan
     from unscene3d.pseudo.pipeline import segment_scene
     from unscene3d.segments import describe_segments
 
+    _warn_if_unlike_training(scene)
     with threadpool_limits(1, user_api="blas"):
         segmentation = segment_scene(scene)
         segments = describe_segments(scene, segmentation.labels, segmentation.num_segments)
