@@ -7,7 +7,8 @@ every ``--checkpoint-minutes`` (the default of `fit` is 2 minutes: a shorter per
 several). Each process does what `unscene3d fit` does: it removes the temp files of killed runs, sizes its
 threads (``--threads``: the same in every run, since results depend on the thread count in the last bits),
 trains, and exits 130 on Ctrl-C. Trial k is seeded by ``--seed`` and k: the signal, and the moment, uniform
-over the uninterrupted run's time.
+over the uninterrupted run's time (drawn again, earlier, when the run has already ended by then, so that every
+trial interrupts a running fit).
 
 Compared with the uninterrupted run: every file under predictions/ (masks of every round, byte for byte),
 evaluation.json, and the weights of every round's last checkpoint. "Training repeated" is the time of the
@@ -22,6 +23,7 @@ import argparse
 import csv
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,10 +120,17 @@ def main() -> None:
         for trial in range(args.trials):
             rng = random.Random(f"{args.seed}-{trial}")
             kind = rng.choice(["SIGINT", "SIGKILL"])
-            moment = rng.uniform(0.5, reference_seconds)
             run = tmp / f"trial{trial}"
-            process = subprocess.Popen(child(args, scan, run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(moment)
+            upper = reference_seconds
+            while True:  # a run that ends before its moment interrupts nothing: draw again, earlier
+                moment = rng.uniform(0.5, upper)
+                process = subprocess.Popen(child(args, scan, run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                time.sleep(moment)
+                if process.poll() is None:
+                    break
+                process.communicate()
+                shutil.rmtree(run)
+                upper = moment
             process.send_signal(getattr(signal, kind))
             _, stderr = process.communicate()
             repeated = repeated_seconds(run)
