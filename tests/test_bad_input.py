@@ -1128,6 +1128,8 @@ OPTIONS = [
     ("option_pseudo_masks_encoder_not_an_id", "pseudo-masks {room} -o {out} --encoder a?b",
      "--encoder 'a?b' is neither a folder nor a hub id"),
     ("option_unknown_source", "pseudo-masks {room} -o {out} --source slic", "--source must be one of auto, model, ncut, felzenszwalb"),
+    ("option_fit_unknown_source", "fit {room} -o {out} --source slic", "--source must be one of auto, model, ncut"),
+    ("option_fit_missing_ranker", "fit {room} -o {out} --ranker {out}/none.safetensors", "no such ranker file"),
     ("option_fit_unknown_preset", "fit {room} -o {out} --preset gpu-huge", "unknown preset 'gpu-huge'"),
     ("option_shard_zero", "oversegment {room} -o {out} --shard 0/2", "--shard: expected I/N, shard I of N with 1 <= I <= N"),
     ("option_shard_beyond_count", "pseudo-masks {room} -o {out} --shard 3/2", "got '3/2'"),

@@ -676,6 +676,9 @@ def fit(
                                     "confident new ones) or model (its own predictions)."),
     checkpoint: Path = typer.Option(None, help="Pseudo masks from a pretrained 3D backbone (default: no weights)."),
     encoder: str = typer.Option(None, help="Pseudo masks with 2D features from this image encoder (needs frames)."),
+    source: str = typer.Option("auto", help="Pseudo masks from: model (the shipped model of objects), ncut (the "
+                               "normalized cut), felzenszwalb; auto: ncut with --checkpoint or --encoder, else model."),
+    ranker: Path = typer.Option(None, "--ranker", help="model: a ranker file instead of the shipped one."),
     no_color: bool = typer.Option(False, "--no-color", help="Geometry-only model (for scans without colour)."),
     seed: int = typer.Option(None, help="Seed of weights and augmentations."),
     gt: Path = typer.Option(None, "--gt", help="Ground truth <scene>.txt for scans that carry none (also found in "
@@ -701,10 +704,11 @@ def fit(
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import scan_names
     from unscene3d.profile import ProfileRequest
-    from unscene3d.pseudo.pipeline import PseudoMaskOptions
+    from unscene3d.pseudo.pipeline import SOURCES, PseudoMaskOptions
     from unscene3d.train.selftrain import default_preset, preset_config, without_color
 
     check_choice("--masks", output_kind, OUTPUTS)
+    check_choice("--source", source, SOURCES)
     check_count("--workers", workers)
     chosen_shard = _parse_shard(shard)
     _check_training_options({"--rounds": rounds}, seed=seed, lr=None, device=device, output=output)
@@ -719,8 +723,13 @@ def fit(
     options = FitOptions(
         rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt, threads=threads,
         pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
-                                 device=device, scan=ProfileRequest(**profile)),
+                                 device=device, scan=ProfileRequest(**profile), source=source,
+                                 ranker=None if ranker is None else str(ranker)),
     )
+    if options.pseudo.resolved_source() == "model":
+        from unscene3d.proposals.ranker import load_ranker
+
+        load_ranker(ranker)  # a bad ranker file fails before any work
     paths = _scan_paths(scans)
     scan_names(paths)  # among all scans: two shards must not write one file
     checked = paths if chosen_shard is None else chosen_shard.select(paths)
