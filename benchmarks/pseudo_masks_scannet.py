@@ -8,7 +8,8 @@ Variants (cumulative, as in docs/benchmarks.md "Pseudo masks"):
 - ``+ structure``: floor, walls and ceiling masked out before the first cut;
 - ``+ descriptors``: the geometric descriptors instead of the handcrafted ones;
 - ``+ spatial affinity``: recursive cuts over touching segments, masks scored by objectness;
-- ``auto (default)``: `unscene3d pseudo-masks SCAN -o OUT` with no flags.
+- ``default (model of objects)``: `unscene3d pseudo-masks SCAN -o OUT` with no flags, which since the model
+  of objects is its candidates ranked by the shipped ranker (benchmarks/model_of_objects.py has its table).
 
 Further rows: the spatial graph with descriptor distances instead of colour, the `--isolate-masked`
 official loop, the Felzenszwalb source (Table 8) and, for reference, the Felzenszwalb baseline.
@@ -44,9 +45,9 @@ def variants(checkpoint: str | None) -> list[tuple[str, PseudoMaskOptions | str]
         ("+ structure", PseudoMaskOptions(modality="handcrafted", cut="official")),
         ("+ descriptors", PseudoMaskOptions(modality="geometric", cut="official")),
         ("+ spatial affinity", PseudoMaskOptions(modality="geometric", cut="spatial")),
-        ("auto (default)", PseudoMaskOptions()),
+        ("default (model of objects)", PseudoMaskOptions()),
         ("spatial, descriptor distances", PseudoMaskOptions(
-            modality="geometric", graph=GraphConfig(feature_scale=4.0, feature_source="features"))),
+            source="ncut", modality="geometric", graph=GraphConfig(feature_scale=4.0, feature_source="features"))),
         ("spatial, no structure", PseudoMaskOptions(structure=False)),
         ("official + isolate_masked", PseudoMaskOptions(
             modality="handcrafted", cut="official", structure=False, ncut=NCutConfig(isolate_masked=True))),
