@@ -9,8 +9,8 @@ It needs no data and no weights, so it is the first thing a new user runs. Resul
     segments.segs.json / .ply       the mesh oversegmentation (ScanNet format / coloured by segment)
     predictions/<method>/           each method's instances in the ScanNet benchmark format
     <method>_instances.ply          the same, coloured by instance (grey = no instance)
-    pseudo/<scene>.npz              UnScene3D pseudo masks (the no-weights defaults: geometric segment
-                                    descriptors, structure left out, spatial cuts), reusable by `unscene3d train`
+    pseudo/<scene>.npz              pseudo masks with the defaults (the model of objects: candidate masks
+                                    ranked by the shipped ranker), reusable by `unscene3d train`
     evaluation.json                 class-agnostic AP / AP50 / AP25 of each method, in percent
 
     rooms/, selftraining/           ``unscene3d fit`` on ``fit_rooms`` more generated rooms (seeds after the demo's):
@@ -121,7 +121,7 @@ def _fit_rooms(output: Path, seed: int, count: int, rounds: int, steps: tuple[in
 
 
 def _pseudo_masks(scene: Scene, out_dir: Path) -> Instances:
-    """UnScene3D's pseudo masks with the default (no-weights) options, written as `pseudo-masks` would."""
+    """Pseudo masks with the default options (the model of objects), written as `pseudo-masks` would."""
     pseudo = pseudo_masks_for_scene(scene, PseudoMaskOptions())
     write_pseudo_masks(out_dir, pseudo, scene)
     return pseudo.vertex_instances()
