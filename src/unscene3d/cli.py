@@ -826,7 +826,7 @@ def tune_ranker(
         if labels is None:
             raise InputError(path, "no ground truth: pass --gt DIR with <scene>.txt, or put it in gt/ beside the "
                                    "scan (`unscene3d export-gt` writes it for ScanNet folders)")
-        scene.gt = labels if scene.input_index is None else labels[scene.input_index]
+        scene.gt = scene.from_input(labels)
         scenes.append(scene)
     remove_stale_temps(output.parent, target=output)
     run_tuning(start, scenes, output, workers=workers)

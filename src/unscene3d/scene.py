@@ -137,6 +137,12 @@ class Scene:
         """Points in the scan's file: the length of every per-point output file."""
         return self.num_vertices if self.input_index is None else int(self.num_input_points)
 
+    def from_input(self, values: np.ndarray) -> np.ndarray:
+        """Per-input-point values (last axis has :attr:`input_size` entries) for the vertices: the inverse of
+        :meth:`to_input`."""
+        values = np.asarray(values)
+        return values if self.input_index is None else values[..., self.input_index]
+
     def to_input(self, values: np.ndarray, fill: object = 0) -> np.ndarray:
         """Per-vertex values (last axis has N entries) laid out per input point; ``fill`` where no vertex."""
         values = np.asarray(values)

@@ -106,7 +106,7 @@ def load_scan(
     _check_geometry(target, scene)
     if gt_path is not None:
         gt = read_gt_txt(gt_path, scene.input_size)
-        scene.gt = gt if scene.input_index is None else gt[scene.input_index]
+        scene.gt = scene.from_input(gt)
     return scene
 
 

@@ -157,7 +157,7 @@ def select_candidates(masks: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
     for index in np.argsort(-scores, kind="stable"):
         if scores[index] < config.min_score or len(kept) == config.max_masks:
             break
-        if size[index] <= 0 or size[index] < config.min_points:
+        if size[index] < max(config.min_points, 1):
             continue
         if kept:
             overlap = masks[kept].astype(np.float64) @ weighted[index]
