@@ -7,9 +7,11 @@ group is started (NCCL on GPUs, Gloo on CPU) and each rank uses ``cuda:LOCAL_RAN
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -50,6 +52,43 @@ def init_distributed(device: str | torch.device | None = None) -> DistributedCon
 def shutdown_distributed(context: DistributedContext) -> None:
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
+        wait_for_idle_gloo_workers()
+
+
+def wait_for_idle_gloo_workers(timeout: float = 10.0, quiet_polls: int = 3, poll_seconds: float = 0.01) -> None:
+    """Return once gloo's worker threads have been asleep for ``quiet_polls`` polls in a row (or ``timeout``).
+
+    A DistributedDataParallel wrapper keeps the gloo group, and its worker threads, alive after
+    ``destroy_process_group``. A worker that finished a collective still drops its reference to the work
+    afterwards; on a loaded machine that can happen after Python began shutting down, and freeing a tensor
+    Python created then needs the interpreter: the thread is cancelled and the process aborts (exit -6, about
+    one short torchrun run in 30 beside two busy processes). Sleeping here hands the interpreter to them; a
+    thread the scheduler has not run yet shows as runnable and restarts the count. Linux only (elsewhere a
+    short sleep).
+    """
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        time.sleep(quiet_polls * poll_seconds)
+        return
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < quiet_polls and time.monotonic() < deadline:
+        time.sleep(poll_seconds)
+        quiet = quiet + 1 if all(state == "S" for state in _gloo_worker_states(tasks)) else 0
+
+
+def _gloo_worker_states(tasks: Path) -> list[str]:
+    """The scheduler state letter (R running or runnable, S asleep, ...) of each gloo worker thread."""
+    states = []
+    for task in tasks.iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended between listing and reading
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name.startswith("pt_gloo"):
+            states.append(stat[stat.rindex(")") + 2])
+    return states
 
 
 @contextmanager
