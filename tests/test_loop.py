@@ -8,6 +8,8 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +108,31 @@ def test_log_rows_and_progress_lines(tmp_path, caplog):
     assert progress[0].startswith(f"toy step 1/6 loss {result.losses[0]:.4f} lr 0.01 | ") and "ETA" in progress[0]
 
 
+
+def test_a_step_longer_than_the_progress_interval_still_reports(tmp_path, caplog):
+    """Progress lines come between steps; a step that runs past ``progress_seconds`` gets its own lines from the
+    heartbeat, saying which step and for how long, and none come once the steps are done."""
+    loop = toy_loop()
+    fast_step = toy_step(loop)
+
+    def slow_step(step, model):
+        if step == 1:
+            time.sleep(1.2)
+        return fast_step(step, model)
+
+    plan = replace(toy_plan(tmp_path, total_steps=3), progress_seconds=0.3)
+    with caplog.at_level(logging.INFO, logger="unscene3d.train.loop"):
+        loop.run(slow_step, plan)
+        ended = len(caplog.records)
+        time.sleep(0.6)
+    waiting = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+    assert 1 <= len(waiting) <= 4, waiting  # about every 0.3 s of the 1.2 s step after its first 0.3 s (3)
+    assert all(line.startswith("step 2/3 still running after ") and "ETA" in line for line in waiting)
+    assert len(caplog.records) == ended
+
 WORKER = """
 import json, sys
+from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_loop import toy_loop, toy_plan, toy_step

@@ -9,7 +9,8 @@ through the AMP grad scaler, metrics averaged over ranks and a ``log.csv`` row.
 
 Progress and checkpoints go by the clock as well as by steps, since a step's time varies 10-fold with the
 load of the machine: a progress line (rate and ETA over the last minute of steps) every ``log_every``
-steps or ``progress_seconds`` seconds, whichever comes first; a checkpoint (weights, optimizer, scaler and
+steps or ``progress_seconds`` seconds, whichever comes first, and while one step runs longer than that, a line
+every ``progress_seconds`` saying how long it has run (a loaded machine can take a minute a step); a checkpoint (weights, optimizer, scaler and
 torch RNG state) every ``checkpoint_every`` steps or ``checkpoint_minutes`` minutes of training, whichever
 comes first, at the last step, and when the process is asked to stop (Ctrl-C / SIGINT, or SIGTERM from a
 scheduler): the step in progress finishes, its checkpoint is written, then ``KeyboardInterrupt`` is raised
@@ -144,12 +145,14 @@ class TrainLoop:
             prepare_log(plan.folder / LOG_FILE, list(plan.columns), start)
         losses: list[float] = []
         saved = self.checkpoint
-        started = last_save = last_line = time.perf_counter()
+        started = last_save = time.perf_counter()
         rate = MovingRate(now=started)
         model.train()
-        with _stop_requests() as stop_requested:
+        heartbeat = _Heartbeat(plan, rate, end)
+        with _stop_requests() as stop_requested, _running(heartbeat if context.is_main else None):
             for step in range(start, end):
                 step_started = time.perf_counter()
+                heartbeat.step_started(step, step_started)
                 lr = plan.learning_rate(step)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -173,9 +176,9 @@ class TrainLoop:
                               "step_seconds": now - step_started, "elapsed_seconds": now - started}
                     append_log(plan.folder / LOG_FILE, [_cell(values[name], spec) for name, spec in plan.columns.items()])
                     if (step + 1 - start == 1 or step + 1 == end or (step + 1) % plan.log_every == 0
-                            or stopping or now - last_line >= plan.progress_seconds):
+                            or stopping or now - heartbeat.last_line >= plan.progress_seconds):
                         self._progress(plan, values, rate, end - step - 1)
-                        last_line = now
+                        heartbeat.last_line = now
                 if (step + 1) % plan.checkpoint_every == 0 or step + 1 == end or time_to_save or stopping:
                     if context.is_main:
                         saved = self._save(plan, step + 1)
@@ -223,6 +226,48 @@ class TrainLoop:
         eta = rate.eta(remaining)
         log.info("%s | %.2f steps/s, elapsed %s, ETA %s", plan.progress.format(**values), rate.rate(),
                  format_duration(values["elapsed_seconds"]), format_duration(eta) if eta < float("inf") else "?")
+
+
+class _Heartbeat:
+    """A progress line every ``plan.progress_seconds`` while a step runs longer than that: the loop's own lines
+    come only between steps. Runs on a thread of its own; the loop tells it when a step starts and when it
+    printed a line."""
+
+    def __init__(self, plan: LoopPlan, rate: MovingRate, end: int) -> None:
+        self.plan, self.rate, self.end = plan, rate, end
+        self.last_line = time.perf_counter()
+        self.step, self.started = 0, self.last_line
+        self.stopped = threading.Event()
+
+    def step_started(self, step: int, now: float) -> None:
+        self.step, self.started = step, now
+
+    def run(self) -> None:
+        interval = self.plan.progress_seconds
+        while not self.stopped.wait(min(1.0, interval / 4)):
+            now = time.perf_counter()
+            if now - self.last_line < interval or now - self.started < interval:
+                continue
+            self.last_line = now
+            eta = self.rate.eta(self.end - self.step)
+            log.info("step %d/%d still running after %s | %.2f steps/s, ETA %s", self.step + 1, self.plan.total_steps,
+                     format_duration(now - self.started), self.rate.rate(),
+                     format_duration(eta) if eta < float("inf") else "?")
+
+
+@contextmanager
+def _running(heartbeat: _Heartbeat | None) -> Iterator[None]:
+    """Run ``heartbeat`` on a daemon thread for the duration of the block (nothing when None)."""
+    if heartbeat is None:
+        yield
+        return
+    thread = threading.Thread(target=heartbeat.run, name="unscene3d-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        heartbeat.stopped.set()
+        thread.join()
 
 
 @contextmanager
