@@ -145,11 +145,12 @@ class TrainLoop:
             prepare_log(plan.folder / LOG_FILE, list(plan.columns), start)
         losses: list[float] = []
         saved = self.checkpoint
-        started = last_save = time.perf_counter()
+        started = last_save = last_line = time.perf_counter()
         rate = MovingRate(now=started)
         model.train()
         heartbeat = _Heartbeat(plan, rate, end)
-        with _stop_requests() as stop_requested, _running(heartbeat if context.is_main else None):
+        beating = context.is_main and plan.progress_seconds > 0
+        with _stop_requests() as stop_requested, _running(heartbeat if beating else None):
             for step in range(start, end):
                 step_started = time.perf_counter()
                 heartbeat.step_started(step, step_started)
@@ -176,9 +177,9 @@ class TrainLoop:
                               "step_seconds": now - step_started, "elapsed_seconds": now - started}
                     append_log(plan.folder / LOG_FILE, [_cell(values[name], spec) for name, spec in plan.columns.items()])
                     if (step + 1 - start == 1 or step + 1 == end or (step + 1) % plan.log_every == 0
-                            or stopping or now - heartbeat.last_line >= plan.progress_seconds):
+                            or stopping or now - last_line >= plan.progress_seconds):
                         self._progress(plan, values, rate, end - step - 1)
-                        heartbeat.last_line = now
+                        last_line = heartbeat.last_line = now
                 if (step + 1) % plan.checkpoint_every == 0 or step + 1 == end or time_to_save or stopping:
                     if context.is_main:
                         saved = self._save(plan, step + 1)
@@ -230,12 +231,12 @@ class TrainLoop:
 
 class _Heartbeat:
     """A progress line every ``plan.progress_seconds`` while a step runs longer than that: the loop's own lines
-    come only between steps. Runs on a thread of its own; the loop tells it when a step starts and when it
-    printed a line."""
+    come only between steps. Runs on a thread of its own (not when ``progress_seconds`` is 0: every step has its
+    line then); the loop tells it when a step starts and when it printed a line."""
 
     def __init__(self, plan: LoopPlan, rate: MovingRate, end: int) -> None:
         self.plan, self.rate, self.end = plan, rate, end
-        self.last_line = time.perf_counter()
+        self.last_line = self.last_beat = time.perf_counter()  # the loop's last line, and its own
         self.step, self.started = 0, self.last_line
         self.stopped = threading.Event()
 
@@ -246,9 +247,9 @@ class _Heartbeat:
         interval = self.plan.progress_seconds
         while not self.stopped.wait(min(1.0, interval / 4)):
             now = time.perf_counter()
-            if now - self.last_line < interval or now - self.started < interval:
+            if now - max(self.last_line, self.last_beat) < interval or now - self.started < interval:
                 continue
-            self.last_line = now
+            self.last_beat = now
             eta = self.rate.eta(self.end - self.step)
             log.info("step %d/%d still running after %s | %.2f steps/s, ETA %s", self.step + 1, self.plan.total_steps,
                      format_duration(now - self.started), self.rate.rate(),
