@@ -8,7 +8,10 @@ flags** on a scan as it is written (issue 17):
 - scene0000_00 written as PLY (the release mesh), OBJ, GLB (turned y up, as glTF specifies), PLY in
   millimetres, PLY turned y up, and PLY without colours: `pseudo-masks` (the model of objects), and the
   normalized-cut source (`--source ncut`) on the PLY and the OBJ (the PLY / OBJ question of the issue);
-- scene0011_00 (a Pointcept point cloud): `pseudo-masks` and `baseline felzenszwalb`.
+- scene0011_00 (a Pointcept point cloud): `pseudo-masks` and `baseline felzenszwalb`;
+- scene0000_00 resampled as a scanner would see it: points drawn uniformly over the mesh's surface (150,000 exact,
+  150,000 with 5 mm of noise, 400,000 with 3 mm), each with the colour and label of the nearest corner of its
+  triangle, written as a PLY cloud: `pseudo-masks` and `baseline felzenszwalb` (a density unlike any vertex set).
 
 Each scan's inferred profile (the INFO line of `load_scan`) is printed with its row. To compare with an older
 checkout, run this file with that checkout's sources first on PYTHONPATH (the commands take no new flags).
@@ -95,6 +98,37 @@ def write_variants(data: Path, folder: Path) -> dict[str, Path]:
     return variants
 
 
+SAMPLED_CLOUDS = ((150_000, 0.0), (150_000, 0.005), (400_000, 0.003))  # (points, noise in metres)
+
+
+def write_sampled_clouds(data: Path, folder: Path) -> dict[str, tuple[Path, Path]]:
+    """scene0000_00's surface sampled uniformly (module docstring): each cloud's PLY and ground-truth folder."""
+    from unscene3d.io.ply import read_ply, write_ply
+
+    scene = data / "scannet" / "scene0000_00"
+    mesh = read_ply(scene / "scene0000_00_vh_clean_2.ply")
+    labels = np.loadtxt(scene / "instance_gt" / "scene0000_00.txt", dtype=np.int64)
+    corners = mesh.vertices[mesh.faces]
+    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    clouds = {}
+    for count, noise in SAMPLED_CLOUDS:
+        rng = np.random.default_rng(0)
+        face = rng.choice(len(mesh.faces), count, p=area / area.sum())
+        a, b = rng.random(count), rng.random(count)
+        outside = a + b > 1  # fold the unit square onto the triangle
+        a[outside], b[outside] = 1 - a[outside], 1 - b[outside]
+        weights = np.stack([1 - a - b, a, b], axis=1)
+        points = np.einsum("nk,nkd->nd", weights, corners[face]) + rng.normal(0.0, noise, (count, 3))
+        nearest = mesh.faces[face, np.argmax(weights, axis=1)]
+        name = f"{count // 1000}k points, {noise * 1000:.0f} mm noise"
+        path = folder / name.replace(" ", "_").replace(",", "") / "scene0000_00.ply"
+        (path.parent / "gt").mkdir(parents=True, exist_ok=True)
+        write_ply(path, points, None, mesh.colors[nearest])
+        np.savetxt(path.parent / "gt" / "scene0000_00.txt", labels[nearest], fmt="%d")
+        clouds[name] = (path, path.parent / "gt")
+    return clouds
+
+
 def rooms(data: Path, work: Path) -> None:
     print("scene0000_00 as written, no flags: AP / AP50 / AP25")
     gt = data / "scannet" / "scene0000_00" / "instance_gt"
@@ -116,6 +150,14 @@ def rooms(data: Path, work: Path) -> None:
         log = unscene3d(*command, scan, "-o", out, "--force")
         print(row(f"scene0011_00: {' '.join(command)}", evaluate(out, scan / "instance_gt")))
     print(f"    profile: {profile_line(log)}")
+
+    print("scene0000_00's surface sampled as a cloud, no flags: AP / AP50 / AP25")
+    for name, (path, gt) in write_sampled_clouds(data, work / "scene0000_sampled").items():
+        for command in (("pseudo-masks",), ("baseline", "felzenszwalb")):
+            out = path.parent / command[-1]
+            log = unscene3d(*command, path, "-o", out, "--force")
+            print(row(f"{name}: {' '.join(command)}", evaluate(out, gt)))
+        print(f"    profile: {profile_line(log)}")
 
 
 def main() -> None:
