@@ -220,3 +220,22 @@ def test_frames_look_into_the_room_at_several_objects(framed_scene):
         gt = scene.gt[nearest]
         seen |= set(np.unique(gt[gt // 1000 > 2]).tolist())
     assert len(seen) >= 5
+
+
+def test_sofas_have_loose_cushions_that_leave_the_rest_of_the_room_as_it_was():
+    """A sofa: base, backrest, two armrests and 2-3 seat cushions each with its back cushion, every part inside
+    the footprint; its cushions draw on a generator of their own, so the room's generator is left exactly where
+    the five size draws leave it (every later object is the one it was before the cushions)."""
+    from unscene3d.synthetic.furniture import sofa
+
+    for seed in range(20):
+        rng, reference = np.random.default_rng(seed), np.random.default_rng(seed)
+        model = sofa(rng)
+        reference.uniform(size=7)  # length, depth, seat, back, back thickness, arm width, arm height
+        assert rng.uniform() == reference.uniform()
+        cushions = (len(model.parts) - 4) // 2
+        assert len(model.parts) == 4 + 2 * cushions and cushions in (2, 3)
+        for part in model.parts:
+            for axis, half in enumerate(model.half):
+                assert abs(part.center[axis]) + part.size[axis] / 2 <= half + 1e-9
+            assert part.center[2] - part.size[2] / 2 >= -1e-9 and part.center[2] + part.size[2] / 2 <= model.height + 1e-9

@@ -176,21 +176,39 @@ def bed(rng: np.random.Generator) -> Model:
 
 
 def sofa(rng: np.random.Generator) -> Model:
-    """A sofa against a wall: seat block, backrest and two armrests standing on it."""
+    """A sofa against a wall: a base, two armrests standing on it, a backrest, and loose seat and back cushions
+    with a crease between each: one object whose parts each look like a box of its own, as real sofas' do."""
     length, depth = rng.uniform(1.5, 2.2), rng.uniform(0.8, 0.95)
     seat_h, back_h, back_t = rng.uniform(0.38, 0.45), rng.uniform(0.35, 0.45), rng.uniform(0.15, 0.22)
     arm_w, arm_h = rng.uniform(0.15, 0.22), rng.uniform(0.15, 0.25)
+    # The cushions draw from a generator of their own (seeded by the sofa's size), so that adding them left every
+    # later draw of the room, and so every other object, as it was.
+    own = np.random.default_rng(int(length * 1e6))
+    cushions, cushion_h, gap = int(own.integers(2, 4)), own.uniform(0.10, 0.16), own.uniform(0.01, 0.025)
+    base_h = seat_h - cushion_h
+    arm_d = depth - back_t
     parts = [
-        Part("box", (length, depth, seat_h), (0.0, 0.0, seat_h / 2), contacts=(("-z", FLOOR), ("-y", WALL))),
-        Part("box", (length, back_t, back_h), (0.0, -(depth - back_t) / 2, seat_h + back_h / 2),
+        Part("box", (length, depth, base_h), (0.0, 0.0, base_h / 2), contacts=(("-z", FLOOR), ("-y", WALL))),
+        Part("box", (length, back_t, back_h + cushion_h), (0.0, -(depth - back_t) / 2, base_h + (back_h + cushion_h) / 2),
              contacts=(("-z", SELF), ("-y", WALL))),
     ]
-    arm_d = depth - back_t
     parts += [
-        Part("box", (arm_w, arm_d, arm_h), (sx * (length - arm_w) / 2, back_t / 2, seat_h + arm_h / 2),
+        Part("box", (arm_w, arm_d, arm_h + cushion_h), (sx * (length - arm_w) / 2, back_t / 2,
+                                                         base_h + (arm_h + cushion_h) / 2),
              material=1, contacts=(("-z", SELF),))
         for sx in (-1, 1)
     ]
+    inner = length - 2 * arm_w
+    width = inner / cushions - gap
+    back_cushion_t = min(own.uniform(0.10, 0.16), arm_d / 3)
+    for k in range(cushions):
+        x = -inner / 2 + (k + 0.5) * inner / cushions
+        parts.append(Part("box", (width, arm_d - back_cushion_t - gap, cushion_h),
+                          (x, back_t / 2 + (back_cushion_t + gap) / 2, base_h + cushion_h / 2), contacts=(("-z", SELF),)))
+        back_cushion_h = cushion_h + 0.85 * back_h  # from the base, behind the seat cushion, up the backrest
+        parts.append(Part("box", (width, back_cushion_t, back_cushion_h),
+                          (x, -depth / 2 + back_t + back_cushion_t / 2, base_h + back_cushion_h / 2),
+                          contacts=(("-z", SELF), ("-y", SELF))))
     return Model(parts, (length / 2, depth / 2), seat_h + back_h)
 
 
