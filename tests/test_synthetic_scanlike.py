@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from unscene3d.cli import app
 from unscene3d.io.benchmark import read_gt_txt
 from unscene3d.io.scan import load_scan
-from unscene3d.proposals.training import TrainingConfig, example_file, generated_scene
+from unscene3d.proposals.training import SCENES_EDITION, TrainingConfig, example_file, generated_scene
 from unscene3d.synthetic import make_training_scene
 from unscene3d.synthetic.scanner import inside_polygon
 
@@ -133,6 +133,7 @@ def test_training_config_keeps_rooms_by_default_and_offers_scanlike(tmp_path):
     assert generated_scene(0, "scanlike").name == make_training_scene(0).name
     assert generated_scene(1).name == "synthetic_0001_cloud"
     assert example_file(tmp_path, 3, "rooms") != example_file(tmp_path, 3, "scanlike")
+    assert example_file(tmp_path, 3, "rooms").name == f"rooms{SCENES_EDITION}_3.npz"  # a new edition, a new file
 
 
 def test_cli_writes_scanlike_scenes_with_ground_truth(tmp_path):
