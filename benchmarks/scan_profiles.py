@@ -103,11 +103,11 @@ SAMPLED_CLOUDS = ((150_000, 0.0), (150_000, 0.005), (400_000, 0.003))  # (points
 
 def write_sampled_clouds(data: Path, folder: Path) -> dict[str, tuple[Path, Path]]:
     """scene0000_00's surface sampled uniformly (module docstring): each cloud's PLY and ground-truth folder."""
-    from unscene3d.io.ply import read_ply, write_ply
+    from unscene3d.io.benchmark import write_gt_txt
+    from unscene3d.io.ply import write_ply
+    from unscene3d.io.scan import load_scan
 
-    scene = data / "scannet" / "scene0000_00"
-    mesh = read_ply(scene / "scene0000_00_vh_clean_2.ply")
-    labels = np.loadtxt(scene / "instance_gt" / "scene0000_00.txt", dtype=np.int64)
+    mesh = load_scan(data / "scannet" / "scene0000_00", load_gt=True, load_frames=False)
     corners = mesh.vertices[mesh.faces]
     area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
     clouds = {}
@@ -124,7 +124,7 @@ def write_sampled_clouds(data: Path, folder: Path) -> dict[str, tuple[Path, Path
         path = folder / name.replace(" ", "_").replace(",", "") / "scene0000_00.ply"
         (path.parent / "gt").mkdir(parents=True, exist_ok=True)
         write_ply(path, points, None, mesh.colors[nearest])
-        np.savetxt(path.parent / "gt" / "scene0000_00.txt", labels[nearest], fmt="%d")
+        write_gt_txt(path.parent / "gt" / "scene0000_00.txt", mesh.gt[nearest])
         clouds[name] = (path, path.parent / "gt")
     return clouds
 
