@@ -238,4 +238,5 @@ def test_sofas_have_loose_cushions_that_leave_the_rest_of_the_room_as_it_was():
         for part in model.parts:
             for axis, half in enumerate(model.half):
                 assert abs(part.center[axis]) + part.size[axis] / 2 <= half + 1e-9
-            assert part.center[2] - part.size[2] / 2 >= -1e-9 and part.center[2] + part.size[2] / 2 <= model.height + 1e-9
+            bottom, top = part.center[2] - part.size[2] / 2, part.center[2] + part.size[2] / 2
+            assert bottom >= -1e-9 and top <= model.height + 1e-9

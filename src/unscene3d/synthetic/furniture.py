@@ -187,9 +187,10 @@ def sofa(rng: np.random.Generator) -> Model:
     cushions, cushion_h, gap = int(own.integers(2, 4)), own.uniform(0.10, 0.16), own.uniform(0.01, 0.025)
     base_h = seat_h - cushion_h
     arm_d = depth - back_t
+    backrest_h = back_h + cushion_h  # from the base, as the armrests: the cushions sit between them
     parts = [
         Part("box", (length, depth, base_h), (0.0, 0.0, base_h / 2), contacts=(("-z", FLOOR), ("-y", WALL))),
-        Part("box", (length, back_t, back_h + cushion_h), (0.0, -(depth - back_t) / 2, base_h + (back_h + cushion_h) / 2),
+        Part("box", (length, back_t, backrest_h), (0.0, -(depth - back_t) / 2, base_h + backrest_h / 2),
              contacts=(("-z", SELF), ("-y", WALL))),
     ]
     parts += [
@@ -204,7 +205,8 @@ def sofa(rng: np.random.Generator) -> Model:
     for k in range(cushions):
         x = -inner / 2 + (k + 0.5) * inner / cushions
         parts.append(Part("box", (width, arm_d - back_cushion_t - gap, cushion_h),
-                          (x, back_t / 2 + (back_cushion_t + gap) / 2, base_h + cushion_h / 2), contacts=(("-z", SELF),)))
+                          (x, back_t / 2 + (back_cushion_t + gap) / 2, base_h + cushion_h / 2),
+                          contacts=(("-z", SELF),)))
         back_cushion_h = cushion_h + 0.85 * back_h  # from the base, behind the seat cushion, up the backrest
         parts.append(Part("box", (width, back_cushion_t, back_cushion_h),
                           (x, -depth / 2 + back_t + back_cushion_t / 2, base_h + back_cushion_h / 2),

@@ -9,9 +9,9 @@ through the AMP grad scaler, metrics averaged over ranks and a ``log.csv`` row.
 
 Progress and checkpoints go by the clock as well as by steps, since a step's time varies 10-fold with the
 load of the machine: a progress line (rate and ETA over the last minute of steps) every ``log_every``
-steps or ``progress_seconds`` seconds, whichever comes first, and while one step runs longer than that, a line
-every ``progress_seconds`` saying how long it has run (a loaded machine can take a minute a step); a checkpoint (weights, optimizer, scaler and
-torch RNG state) every ``checkpoint_every`` steps or ``checkpoint_minutes`` minutes of training, whichever
+steps or ``progress_seconds`` seconds, whichever comes first, and while one step runs longer than that, a
+line every ``progress_seconds`` saying how long it has run (a loaded machine can take a minute a step); a
+checkpoint (weights, optimizer, scaler and torch RNG state) every ``checkpoint_every`` steps or ``checkpoint_minutes`` minutes of training, whichever
 comes first, at the last step, and when the process is asked to stop (Ctrl-C / SIGINT, or SIGTERM from a
 scheduler): the step in progress finishes, its checkpoint is written, then ``KeyboardInterrupt`` is raised
 (a second Ctrl-C stops at once). Nothing else carries over from one step to the next, so a run resumed
