@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from unscene3d.cli import app
-from unscene3d.fit import FitOptions, fit
+from unscene3d.fit import FitOptions, fit, plan_rerun
 from unscene3d.instances import Instances
 from unscene3d.io.ply import write_ply
 from unscene3d.model.checkpoint import latest_checkpoint, load_checkpoint
+from unscene3d.proposals.self_training import SelfTrainingConfig
 from unscene3d.pseudo.pipeline import PseudoMasks, read_pseudo_masks, write_pseudo_masks
 from unscene3d.run_record import RUN_FILE, read_record, scan_digest, training_record, write_record
 from unscene3d.synthetic import make_synthetic_scene
@@ -39,7 +40,8 @@ def finished(tmp_path_factory) -> Path:
     room(root / "other" / "a.ply", 3, spacing=0.25)  # another scan with a's name
     room(root / "more" / "c.ply", 4)
     config = preset_config("segment", steps=3, finetune_steps=2, batch_size=1)
-    fit([root / "scans" / "a.ply", root / "scans" / "b.ply"], root / "run", FitOptions(rounds=1, config=config))
+    fit([root / "scans" / "a.ply", root / "scans" / "b.ply"], root / "run",
+        FitOptions(rounds=1, config=config, self_training=SelfTrainingConfig(rounds=0)))
     return root
 
 
@@ -90,7 +92,7 @@ def test_the_run_records_its_scans_by_content_its_options_and_the_code(finished)
 def test_another_scan_with_the_same_name_gets_its_own_pseudo_masks_and_rounds(work):
     run, other = work / "run", work / "other" / "a.ply"
     assert vertex_count(other) != vertex_count(work / "scans" / "a.ply")
-    result = invoke("fit", other, work / "scans" / "b.ply", "-o", run, "--rounds", "1")
+    result = invoke("fit", other, work / "scans" / "b.ply", "-o", run, "--rounds", "1", "--ranker-rounds", "0")
     assert result.exit_code == 0, result.output
     for folder in (run / "pseudo", run / "predictions" / "round_1"):
         assert mask_length(folder, "a") == vertex_count(other)  # not the old scan's masks
@@ -100,7 +102,7 @@ def test_another_scan_with_the_same_name_gets_its_own_pseudo_masks_and_rounds(wo
 
 def test_other_masks_on_a_finished_run_write_every_round_again(work):
     run = work / "run"
-    result = invoke("fit", work / "scans", "-o", run, "--rounds", "1", "--masks", "model")
+    result = invoke("fit", work / "scans", "-o", run, "--rounds", "1", "--ranker-rounds", "0", "--masks", "model")
     assert result.exit_code == 0, result.output
     assert json.loads((run / "predictions" / "round_1" / "done.json").read_text())["output"] == "model"
     assert read_record(run).options["masks"] == "model"
@@ -108,7 +110,7 @@ def test_other_masks_on_a_finished_run_write_every_round_again(work):
 
 def test_a_scan_added_to_a_finished_run_gets_pseudo_masks_and_the_rounds_are_trained_again(work):
     run = work / "run"
-    result = invoke("fit", work / "scans", work / "more" / "c.ply", "-o", run, "--rounds", "1")
+    result = invoke("fit", work / "scans", work / "more" / "c.ply", "-o", run, "--rounds", "1", "--ranker-rounds", "0")
     assert result.exit_code == 0, result.output
     assert sorted(trained_on(run)) == ["a", "b", "c"]
     assert mask_length(run / "predictions" / "round_1", "c") == vertex_count(work / "more" / "c.ply")
@@ -118,26 +120,36 @@ def test_a_scan_added_to_a_finished_run_gets_pseudo_masks_and_the_rounds_are_tra
 def test_an_unchanged_rerun_reuses_everything(work):
     run = work / "run"
     before = {path: stamp for path, stamp in snapshot(run).items() if not path.startswith(("index.html", RUN_FILE))}
-    result = invoke("fit", work / "scans", "-o", run, "--rounds", "1")
+    result = invoke("fit", work / "scans", "-o", run, "--rounds", "1", "--ranker-rounds", "0")
     assert result.exit_code == 0, result.output
     after = snapshot(run)
     assert {path: after[path] for path in before} == before
 
 
+def test_other_ranker_rounds_train_the_ranker_and_every_round_again(work):
+    paths = [work / "scans" / "a.ply", work / "scans" / "b.ply"]
+    same = plan_rerun(work / "run", paths, FitOptions(rounds=1, self_training=SelfTrainingConfig(rounds=0)))
+    assert not same.retrain and not same.notes
+    other = plan_rerun(work / "run", paths, FitOptions(rounds=1, self_training=SelfTrainingConfig(rounds=2)))
+    assert other.retrain and other.notes == ["the run's ranker rounds were made with other settings (differs in: "
+                                             "rounds): they and every round after them are made again"]
+    assert other.record.options["ranker_self_training"]["rounds"] == 2
+
+
 # Re-runs that cannot continue the run: (case, how the re-run differs, what the one error line holds).
 REFUSED = {
-    "a_scan_left_out": (lambda work: ["fit", work / "scans" / "a.ply", "-o", work / "run", "--rounds", "1"],
+    "a_scan_left_out": (lambda work: ["fit", work / "scans" / "a.ply", "-o", work / "run", "--rounds", "1", "--ranker-rounds", "0"],
                         "run: the run was made from 2 scans, and b is not among those given now"),
     "another_training_configuration": (
-        lambda work: ["fit", work / "scans", "-o", work / "run", "--rounds", "1", "--seed", "7"],
+        lambda work: ["fit", work / "scans", "-o", work / "run", "--rounds", "1", "--ranker-rounds", "0", "--seed", "7"],
         "differs in: "),
     "another_release_of_the_code": (
         lambda work: _edit_record(work, lambda record: record["code"].update(unscene3d="0.0.1"))
-        + ["fit", work / "scans", "-o", work / "run", "--rounds", "1"],
+        + ["fit", work / "scans", "-o", work / "run", "--rounds", "1", "--ranker-rounds", "0"],
         "run: made by unscene3d 0.0.1, this is"),
     "other_pseudo_mask_options": (
         lambda work: _edit_record(work, lambda record: record["options"]["pseudo"].update(frame_step=5))
-        + ["fit", work / "scans", "-o", work / "run", "--rounds", "1"],
+        + ["fit", work / "scans", "-o", work / "run", "--rounds", "1", "--ranker-rounds", "0"],
         "pseudo masks were made with other options (differs in: frame_step)"),
     "a_run_made_before_run_records": (
         lambda work: [(work / "run" / RUN_FILE).unlink(), "fit", work / "scans", "-o", work / "run"][1:],

@@ -670,6 +670,9 @@ def fit(
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: pseudo/, round_k/, predictions/round_k/, "
                                 "evaluation.json, index.html."),
     rounds: int = typer.Option(4, help="Self-training rounds (finished ones are skipped on a re-run)."),
+    ranker_rounds: int = typer.Option(None, "--ranker-rounds", help="Rounds of the model of objects self-trained "
+                                      "on all the scans before the self-training rounds (default: 3 with the "
+                                      "model's pseudo masks; 0: none)."),
     preset: str = typer.Option(None, help="'segment' (default without a GPU: minutes on a CPU), 'paper' (default "
                                "with a GPU) or 'cpu-small'; a run keeps its own."),
     output_kind: str = typer.Option("union", "--masks", help="Each round's masks: union (pseudo masks + the model's "
@@ -704,10 +707,13 @@ def fit(
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import scan_names
     from unscene3d.profile import ProfileRequest
+    from unscene3d.proposals.self_training import SelfTrainingConfig
     from unscene3d.pseudo.pipeline import SOURCES, PseudoMaskOptions
     from unscene3d.train.selftrain import default_preset, preset_config, without_color
 
     check_choice("--masks", output_kind, OUTPUTS)
+    if ranker_rounds is not None and ranker_rounds < 0:
+        raise InputError(None, f"--ranker-rounds must be at least 0, got {ranker_rounds}")
     check_choice("--source", source, SOURCES)
     check_count("--workers", workers)
     chosen_shard = _parse_shard(shard)
@@ -722,6 +728,7 @@ def fit(
             config = without_color(config)
     options = FitOptions(
         rounds=rounds, config=config, output=output_kind, device=device, workers=workers, gt_dir=gt, threads=threads,
+        self_training=None if ranker_rounds is None else SelfTrainingConfig(rounds=ranker_rounds),
         pseudo=PseudoMaskOptions(checkpoint=None if checkpoint is None else str(checkpoint), encoder=encoder,
                                  device=device, scan=ProfileRequest(**profile), source=source,
                                  ranker=None if ranker is None else str(ranker)),
@@ -729,7 +736,10 @@ def fit(
     if options.pseudo.resolved_source() == "model":
         from unscene3d.proposals.ranker import load_ranker
 
-        load_ranker(ranker)  # a bad ranker file fails before any work
+        start = load_ranker(ranker)  # a bad ranker file fails before any work
+        if options.resolved_self_training().rounds and not start.views:
+            raise InputError(start.path, "the ranker has no view rankers, which its self-training needs: retrain it "
+                                         "with `unscene3d train-ranker`, or pass --ranker-rounds 0")
     paths = _scan_paths(scans)
     scan_names(paths)  # among all scans: two shards must not write one file
     checked = paths if chosen_shard is None else chosen_shard.select(paths)

@@ -2,7 +2,9 @@
 
 Stages, each skipped when its output is already complete (so a re-run after a crash or Ctrl-C resumes):
 
-1. pseudo masks of every scan (:mod:`unscene3d.pseudo.pipeline`, the no-weights defaults unless told);
+1. pseudo masks of every scan (:mod:`unscene3d.pseudo.pipeline`: the shipped model of objects unless told);
+1b. with the model of objects, its ranker rounds (:mod:`unscene3d.ranker_rounds`): the ranker self-trained on
+   all the scans together; the last round's masks become the pseudo masks the next stage trains on;
 2. self-training rounds on those scans (:mod:`unscene3d.train.selftrain`; the ``segment`` preset on a
    CPU, ``paper`` on a GPU); an interrupted round continues from its last checkpoint;
 3. each round's masks for every scan, in the benchmark format with a coloured PLY per scan;
@@ -14,6 +16,7 @@ Run folder::
 
     RUN_DIR/run.json                    what made the run: scans by content, options, code version
     RUN_DIR/pseudo/                     pseudo masks (benchmark format, <scene>.npz, coloured PLYs)
+    RUN_DIR/ranker/                     ranker rounds: round_k.safetensors and round_k/ masks (like pseudo/)
     RUN_DIR/config.json, round_k/       self-training (checkpoints, log.csv, added/ masks)
     RUN_DIR/predictions/round_k/        round k's masks per scan (<scene>.txt, pred_mask/, _instances.ply)
     RUN_DIR/evaluation.json             AP / AP50 / AP25 (percent) of pseudo masks and rounds, with ground truth
@@ -41,7 +44,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +56,9 @@ from unscene3d.io.scan import Shard
 from unscene3d.model.mask3d import Mask3D
 from unscene3d.model.segment_model import SegmentModel
 from unscene3d.progress import format_duration
+from unscene3d.proposals.self_training import SelfTrainingConfig
 from unscene3d.pseudo.pipeline import PseudoMaskOptions, run_pseudo_masks
+from unscene3d.ranker_rounds import RANKER_FOLDER, run_ranker_rounds
 from unscene3d.run_record import (
     RUN_FILE,
     RunRecord,
@@ -77,7 +82,7 @@ from unscene3d.train.selftrain import (
     run_config,
     self_train,
 )
-from unscene3d.train.selftrain_data import SelfTrainScan, load_training_scans
+from unscene3d.train.selftrain_data import SelfTrainScan, load_training_scans, pair_scans
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +107,20 @@ class FitOptions:
     page: bool = True
     gt_dir: Path | None = None  # ground truth <scene>.txt for scans that carry none
     threads: int | None = None  # torch threads of training (None: the run's own, see selftrain.self_train)
+    # the ranker rounds (None: SelfTrainingConfig() with the model of objects' pseudo masks, else none)
+    self_training: SelfTrainingConfig | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise InputError(None, f"rounds must be at least 1, got {self.rounds}")
+        if self.self_training is not None and self.self_training.rounds and self.pseudo.resolved_source() != "model":
+            raise InputError(None, f"ranker rounds self-train the model of objects, but the pseudo masks come from "
+                                   f"{self.pseudo.resolved_source()}: drop --ranker-rounds or the cut's options")
+
+    def resolved_self_training(self) -> SelfTrainingConfig:
+        if self.self_training is not None:
+            return self.self_training
+        return SelfTrainingConfig(rounds=SelfTrainingConfig().rounds if self.pseudo.resolved_source() == "model" else 0)
         if self.output not in OUTPUTS:
             raise InputError(None, f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
 
@@ -158,7 +173,7 @@ def round_masks(model: Mask3D | SegmentModel, scan: SelfTrainScan, config: SelfT
 
 
 def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], config: SelfTrainConfig,
-                 output: str, device: str | None) -> Path:
+                 output: str, device: str | None, pseudo_dir: Path) -> Path:
     from unscene3d.predict import write_instances
     from unscene3d.pseudo.pipeline import read_pseudo_masks
 
@@ -168,7 +183,7 @@ def _write_round(run_dir: Path, index: int, scans: Sequence[SelfTrainScan], conf
     model, _ = load_model(round_dir(run_dir, index), device)
     counts = []
     for scan in scans:
-        pseudo_scores = read_pseudo_masks(run_dir / PSEUDO_FOLDER / f"{scan.name}.npz").instances.scores
+        pseudo_scores = read_pseudo_masks(pseudo_dir / f"{scan.name}.npz").instances.scores
         prediction = round_masks(model, scan, config, output, pseudo_scores)
         write_instances(folder, scan.scene, prediction)
         counts.append(len(prediction.scores))
@@ -255,7 +270,8 @@ def plan_rerun(run_dir: Path, scan_paths: Sequence[Path], options: FitOptions) -
                                   "it was made from cannot be checked; choose a new folder")
     names = scan_names(list(scan_paths))
     scans = scan_records(scan_paths, names, None if saved is None else saved.known_digests())
-    record = RunRecord("fit", scans, {"pseudo": options_record(options.pseudo), "masks": options.output},
+    record = RunRecord("fit", scans, {"pseudo": options_record(options.pseudo), "masks": options.output,
+                                      "ranker_self_training": asdict(options.resolved_self_training())},
                        code_version())
     if saved is None:
         _check_no_strays(run_dir, names)
@@ -280,11 +296,17 @@ def plan_rerun(run_dir: Path, scan_paths: Sequence[Path], options: FitOptions) -
     if modified:
         notes.append(f"{len(modified)} scan(s) changed since the run was made ({names_phrase(modified)}): their "
                      "pseudo masks are made again and every round is trained again")
+    ranker_changed = config_diff(saved.options.get("ranker_self_training", {"rounds": 0}),
+                                 record.options["ranker_self_training"])
+    if ranker_changed:
+        notes.append(f"the run's ranker rounds were made with other settings (differs in: {', '.join(ranker_changed)}): "
+                     "they and every round after them are made again")
     rewrite = saved.options.get("masks") != options.output
     if rewrite:
         notes.append(f"each round's masks were {saved.options.get('masks')}, now {options.output}: they are "
                      "written again")
-    return RerunPlan(record, retrain=bool(added or modified), rewrite_masks=rewrite, notes=notes)
+    return RerunPlan(record, retrain=bool(added or modified or ranker_changed),
+                     rewrite_masks=rewrite, notes=notes)
 
 
 def _check_no_strays(run_dir: Path, names: Sequence[str]) -> None:
@@ -302,7 +324,7 @@ def _apply_plan(run_dir: Path, plan: RerunPlan) -> None:
         log.info("fit: %s", note)
     stale: list[Path] = []
     if plan.retrain:
-        stale += sorted(run_dir.glob("round_*"))
+        stale += sorted(run_dir.glob("round_*")) + [run_dir / RANKER_FOLDER]
     if plan.retrain or plan.rewrite_masks:
         stale += [run_dir / PREDICTIONS_FOLDER, run_dir / EVALUATION_FILE, run_dir / PAGE_FILE]
     for path in stale:
@@ -344,6 +366,15 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
     progress.stage(f"pseudo masks of {len(scan_paths)} scan(s) -> {run_dir / PSEUDO_FOLDER}")
     written = run_pseudo_masks(scan_paths, pseudo_dir, options.pseudo, workers=options.workers, known=known)
     folders = {"pseudo": pseudo_dir}
+    training_pseudo = pseudo_dir
+    self_training = options.resolved_self_training()
+    if self_training.rounds:
+        progress.stage(f"{self_training.rounds} ranker round(s): the model of objects self-trained on all "
+                       f"{len(scan_paths)} scan(s) -> {run_dir / RANKER_FOLDER}")
+        ranked = run_ranker_rounds(run_dir, pair_scans(pseudo_dir, scan_paths), options.pseudo.extractors().ranker(),
+                                   self_training, workers=options.workers)
+        folders.update({f"ranker_{k}": folder for k, folder in enumerate(ranked, 1)})
+        training_pseudo = ranked[-1]
 
     done_before = set(finished_rounds(run_dir))
     for index in range(1, options.rounds + 1):
@@ -351,7 +382,7 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
             progress.stage(f"self-training round {index} of {options.rounds} ({config.preset} preset, "
                            f"{round_steps(index, len(scan_paths), config)} steps)")
             started = time.perf_counter()
-            result = self_train(pseudo_dir, scan_paths, run_dir, config, rounds=index, resume=True,
+            result = self_train(training_pseudo, scan_paths, run_dir, config, rounds=index, resume=True,
                                 device=options.device, threads=options.threads)
             progress.trained(round_steps(index, len(scan_paths), config) if result.rounds else 0,
                              time.perf_counter() - started)
@@ -360,10 +391,10 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
 
     progress.stage(f"masks of every round ({options.output}) -> {run_dir / PREDICTIONS_FOLDER}")
     # the scans as given now (a moved scan is found by its new path), evaluated with their own ground truth
-    scans_in_memory = load_training_scans(pseudo_dir, scan_paths, config.model, load_gt=True)
+    scans_in_memory = load_training_scans(training_pseudo, scan_paths, config.model, load_gt=True)
     for index in range(1, options.rounds + 1):
         folders[f"round_{index}"] = _write_round(run_dir, index, scans_in_memory, config, options.output,
-                                                 options.device)
+                                                 options.device, training_pseudo)
 
     evaluation = _evaluate(scans_in_memory, folders, options.gt_dir)
     if evaluation is not None:

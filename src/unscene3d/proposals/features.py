@@ -42,6 +42,14 @@ FEATURE_NAMES = (
     "from_cut", "separation", "cohesion", "scale_share", "scale_log_k", "scale_log_min",
     "stable_50", "stable_70", "stable_90",
 )
+# Two views of a candidate that share no feature: what it is (its size, shape, orientation, height, colour) and
+# how it was found (its border with the rest of the scan, the partitions that proposed it, their agreement). A
+# ranker trained on each view alone errs differently from the other, so a mask both call an object is far more
+# often one than a mask either calls so (proposals/self_training.py measures it).
+VIEWS = {
+    "shape": FEATURE_NAMES[:FEATURE_NAMES.index("isolation")],
+    "border": FEATURE_NAMES[FEATURE_NAMES.index("isolation"):],
+}
 _UP_FACING, _VERTICAL = 0.85, 0.3  # |n_z| above / below
 _LAB_UNIT = 50.0  # Lab differences are divided by this, so they are about 1 between clearly different colours
 

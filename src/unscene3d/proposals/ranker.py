@@ -2,7 +2,10 @@
 
 An ensemble of small MLPs reads each candidate's features (:mod:`unscene3d.proposals.features`, standardised
 with the training set's mean and spread) and predicts the IoU of the candidate with the object it covers best;
-the mean over the ensemble is the candidate's score. The networks are trained with torch and run with numpy
+the mean over the ensemble is the candidate's score. A ranker may carry **view rankers**, ensembles trained
+the same way on one view of the features each (:data:`~unscene3d.proposals.features.VIEWS`, the others held
+at their training mean): self-training on a user's scans trusts only the masks that the ranker and every view
+call objects (:mod:`unscene3d.proposals.self_training`). The networks are trained with torch and run with numpy
 (a few hundred candidates per scan: numpy needs no thread pool and no torch import). It is trained on generated scenes, whose instance labels
 come for free (:mod:`unscene3d.proposals.training`), so no human label is involved. The masks of a scan are
 then taken greedily by score, skipping any whose IoU with a mask already taken exceeds ``nms_iou``, up to
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output
 from unscene3d.oversegment import Segmentation
 from unscene3d.proposals.candidates import Candidates, ProposalConfig, propose
-from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
+from unscene3d.proposals.features import FEATURE_NAMES, VIEWS, candidate_features
 from unscene3d.scene import Scene
 from unscene3d.segments import SegmentedScan
 
@@ -80,9 +83,18 @@ class Ranker:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     info: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # the file it was read from
+    inputs: tuple[str, ...] | None = None  # the features it reads (None: all); the others count as their mean
+    views: dict[str, Ranker] = field(default_factory=dict)  # view rankers (module docstring)
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
-        return ((np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_std).astype(np.float32)
+        standard = (np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_std
+        if self.inputs is not None:
+            standard[:, [name not in self.inputs for name in FEATURE_NAMES]] = 0.0
+        return standard.astype(np.float32)
+
+    def view(self, name: str, members: list[Layers]) -> Ranker:
+        """A view ranker of this one: the same standardisation and settings, reading only ``VIEWS[name]``."""
+        return replace(self, members=members, info={}, inputs=VIEWS[name], views={})
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """(K,) expected IoU of each candidate with the object it covers best (ensemble mean)."""
@@ -99,15 +111,17 @@ class Ranker:
 
     def save(self, path: str | Path) -> None:
         """Write the ranker as one safetensors file (atomically)."""
-        tensors = {f"member{k}.layer{j}.{name}": np.ascontiguousarray(value, dtype=np.float32)
-                   for k, layers in enumerate(self.members) for j, pair in enumerate(layers)
+        tensors = {f"{prefix}member{k}.layer{j}.{name}": np.ascontiguousarray(value, dtype=np.float32)
+                   for prefix, ranker in [("", self), *((f"view.{v}.", r) for v, r in self.views.items())]
+                   for k, layers in enumerate(ranker.members) for j, pair in enumerate(layers)
                    for name, value in zip(("weight", "bias"), pair)}
         tensors["feature_mean"] = self.feature_mean.astype(np.float64)
         tensors["feature_std"] = self.feature_std.astype(np.float64)
         metadata = {
             "format": FORMAT, "format_version": str(FORMAT_VERSION),
             "settings": json.dumps({"ranker": asdict(self.config), "proposals": self.proposals.to_dict(),
-                                    "selection": asdict(self.selection), "features": list(FEATURE_NAMES)}),
+                                    "selection": asdict(self.selection), "features": list(FEATURE_NAMES),
+                                    "views": {v: list(VIEWS[v]) for v in self.views}}),
             "info": json.dumps(self.info),
         }
         with atomic_output(Path(path)) as tmp:
@@ -139,11 +153,19 @@ def load_ranker(path: str | Path | None = None) -> Ranker:
         raise InputError(path, "the ranker was trained on other candidate features: retrain it with "
                                "`unscene3d train-ranker`")
     config = RankerConfig(**settings["ranker"])
-    members = [[(tensors[f"member{k}.layer{j}.weight"], tensors[f"member{k}.layer{j}.bias"])
-                for j in range(config.layers + 1)] for k in range(config.ensemble)]
-    return Ranker(members, tensors["feature_mean"], tensors["feature_std"], config,
-                  ProposalConfig.from_dict(settings["proposals"]), SelectionConfig(**settings["selection"]),
-                  json.loads(metadata.get("info", "{}")), path)
+
+    def members(prefix: str) -> list[Layers]:
+        return [[(tensors[f"{prefix}member{k}.layer{j}.weight"], tensors[f"{prefix}member{k}.layer{j}.bias"])
+                 for j in range(config.layers + 1)] for k in range(config.ensemble)]
+
+    views = settings.get("views", {})  # files before the view rankers have none
+    if any(name not in VIEWS or tuple(inputs) != VIEWS[name] for name, inputs in views.items()):
+        raise InputError(path, "the ranker's views read other features: retrain it with `unscene3d train-ranker`")
+    ranker = Ranker(members(""), tensors["feature_mean"], tensors["feature_std"], config,
+                    ProposalConfig.from_dict(settings["proposals"]), SelectionConfig(**settings["selection"]),
+                    json.loads(metadata.get("info", "{}")), path)
+    ranker.views = {name: ranker.view(name, members(f"view.{name}.")) for name in views}
+    return ranker
 
 
 def select_candidates(masks: np.ndarray, scores: np.ndarray, sizes: np.ndarray,

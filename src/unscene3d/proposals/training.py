@@ -8,7 +8,8 @@
    target the IoU with the object it covers best (objects: every instance but wall, floor and ceiling). Each
    scene's examples are cached as ``<cache>/<scene>.npz`` (written atomically), so an interrupted run resumes;
 2. **fit**: each member of the ensemble is trained on all examples with the binary cross-entropy against the
-   IoU (a soft target), AdamW, its own seed;
+   IoU (a soft target), AdamW, its own seed; then, the same way, the view rankers (one ensemble per view of the
+   features, :data:`~unscene3d.proposals.features.VIEWS`);
 3. **validation**: the AP of the ranked masks on ``validation_scenes`` generated scenes never trained on;
 4. the ranker file, recording this configuration, the command and the validation figures.
 
@@ -34,7 +35,7 @@ from unscene3d.io.atomic import atomic_output
 from unscene3d.parallel import map_in_workers
 from unscene3d.progress import format_duration
 from unscene3d.proposals.candidates import ProposalConfig, propose
-from unscene3d.proposals.features import FEATURE_NAMES, candidate_features
+from unscene3d.proposals.features import FEATURE_NAMES, VIEWS, candidate_features
 from unscene3d.proposals.ranker import Ranker, RankerConfig, SelectionConfig, select_candidates
 from unscene3d.protocols import STRUCTURE_CLASS_IDS
 from unscene3d.scene import Scene
@@ -66,6 +67,7 @@ class TrainingConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     generator: str = "rooms"
+    views: bool = True  # also train a view ranker per feature view (ranker.py), for self-training
     ranker: RankerConfig = field(default_factory=RankerConfig)
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -122,8 +124,8 @@ def candidate_targets(masks: np.ndarray, labels: np.ndarray, gt: np.ndarray,
     return (intersection / np.maximum(union, 1.0)).max(axis=1)
 
 
-def scene_examples(scene: Scene, proposals: ProposalConfig) -> dict[str, np.ndarray]:
-    """One scene's candidates: features, targets, the masks (packed) and what AP needs (labels, ground truth)."""
+def scan_candidates(scene: Scene, proposals: ProposalConfig) -> dict[str, np.ndarray]:
+    """A scan's candidates, no labels needed: features, the masks (packed) and the segment of every vertex."""
     from unscene3d.pseudo.pipeline import segment_scene
     from unscene3d.segments import describe_segments
 
@@ -132,12 +134,19 @@ def scene_examples(scene: Scene, proposals: ProposalConfig) -> dict[str, np.ndar
     candidates = propose(scene, segments, proposals)
     return {
         "features": candidate_features(segments, candidates, proposals),
-        "targets": candidate_targets(candidates.masks, segments.labels, scene.gt).astype(np.float32),
         "masks": np.packbits(candidates.masks, axis=1),
         "num_segments": np.array(segments.num_segments),
         "labels": segments.labels.astype(np.int32),
-        "gt": scene.gt.astype(np.int64),
     }
+
+
+def scene_examples(scene: Scene, proposals: ProposalConfig) -> dict[str, np.ndarray]:
+    """One scene's candidates (:func:`scan_candidates`) with their targets and the ground truth AP needs."""
+    examples = scan_candidates(scene, proposals)
+    masks = unpack_masks(examples)
+    examples["targets"] = candidate_targets(masks, examples["labels"], scene.gt).astype(np.float32)
+    examples["gt"] = scene.gt.astype(np.int64)
+    return examples
 
 
 def _build_one(cache: str, proposals: ProposalConfig, generator: str, _state: None, seed: int) -> tuple[int, float]:
@@ -204,8 +213,13 @@ def fit_ranker(features: np.ndarray, targets: np.ndarray, config: TrainingConfig
     mean = features.mean(axis=0).astype(np.float64)
     std = features.std(axis=0).astype(np.float64)
     std = np.where(std > 1e-6, std, 1.0)
-    ranker = Ranker([], mean, std, config.ranker, config.proposals, config.selection)
-    return train_members(ranker, features, targets, config)
+    ranker = train_members(Ranker([], mean, std, config.ranker, config.proposals, config.selection), features,
+                           targets, config)
+    if config.views:
+        for name in VIEWS:
+            log.info("the %s view ranker (%d of the features)", name, len(VIEWS[name]))
+            ranker.views[name] = train_members(ranker.view(name, []), features, targets, config)
+    return ranker
 
 
 def member_nets(ranker: Ranker) -> list[RankerNet]:
@@ -328,6 +342,8 @@ def train_ranker(out: str | Path, config: TrainingConfig | None = None, *, cache
         "training": config.to_dict(),
         "candidates": int(len(features)),
         "validation": figures,
+        "views_validation": {name: validate(view, validation_paths) if validation_paths else {}
+                             for name, view in ranker.views.items()},
         "seconds": round(time.perf_counter() - start, 1),
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
