@@ -12,8 +12,8 @@ previous one, generated rooms replayed:
 - ``ranker alone``: confident masks are the ranker's own (no views), ``ignore`` targets;
 - ``hard``: agreement, but every candidate's target is its IoU with the nearest confident mask.
 
-Also measured: re-standardising the features on the scans at hand (AdaBN-like). AP50 (percent) pooled over the
-scan set after each round; labels are used only for that. ``--tuning-seeds`` repeats each setting with other
+Also measured: re-standardising the features on the scans at hand (AdaBN-like). AP / AP50 (percent) pooled over
+the scan set after each round; labels are used only for that. ``--tuning-seeds`` repeats each setting with other
 fine-tuning seeds (a row each).
 
     python benchmarks/ranker_self_training.py [--scanlike 20] [--real] [--rounds 3] [--cache DIR]
@@ -44,7 +44,8 @@ SETTINGS = {
 }
 
 
-def ap50(ranker: Ranker, scans: list[Scan]) -> float:
+def figures(ranker: Ranker, scans: list[Scan]) -> str:
+    """AP / AP50 (percent) of the ranker's masks, pooled over ``scans``."""
     items = []
     for name, examples in scans:
         masks = unpack_masks(examples)
@@ -52,7 +53,8 @@ def ap50(ranker: Ranker, scans: list[Scan]) -> float:
         scores = ranker.score(examples["features"])
         kept = select_candidates(masks, scores, sizes, ranker.selection)
         items.append((name, Instances(masks[kept][:, examples["labels"]], scores[kept]), examples["gt"]))
-    return evaluate_scenes(items).overall["AP50"]
+    overall = evaluate_scenes(items).overall
+    return f"{overall['AP']:.1f} / {overall['AP50']:.1f}"
 
 
 def restandardised(ranker: Ranker, scans: list[Scan], mix: float) -> Ranker:
@@ -74,11 +76,11 @@ def report(title: str, start: Ranker, groups: dict[str, list[Scan]], replay: lis
             for k in range(rounds + 1):
                 if k:
                     ranker = self_train_round(ranker, all_scans, replay, config)
-                cells += [f"{ap50(ranker, group):.1f}" for group in groups.values()]
+                cells += [figures(ranker, group) for group in groups.values()]
             print(f"| {name}, seed {seed} | " + " | ".join(cells) + " |", flush=True)
     for mix in (0.5, 1.0):
         adapted = restandardised(start, [(n, e) for g in groups.values() for n, e in g], mix)
-        cells = [f"{ap50(adapted, group):.1f}" for group in groups.values()]
+        cells = [figures(adapted, group) for group in groups.values()]
         print(f"| features re-standardised on the scans, mix {mix} | " + " | ".join(cells) + " |", flush=True)
 
 
@@ -99,7 +101,7 @@ def main() -> None:
         seeds = list(range(args.scanlike_seed, args.scanlike_seed + args.scanlike))
         paths = build_examples(seeds, args.cache, start.proposals, args.workers, generator="scanlike")
         scans = [(path.stem, read_examples(path)) for path in paths]
-        report(f"{len(scans)} generated scan-like scenes (seeds {seeds[0]}-{seeds[-1]}), pooled AP50", start,
+        report(f"{len(scans)} generated scan-like scenes (seeds {seeds[0]}-{seeds[-1]}), pooled AP / AP50", start,
                {"scan-like": scans}, replay, args.rounds, args.tuning_seeds)
     if args.real:
         found = [name for name in REAL if (DATA / name).exists()]
@@ -108,7 +110,7 @@ def main() -> None:
             return
         groups = {name: [(name, scene_examples(load_scan(DATA / name, load_gt=True, load_frames=False),
                                                start.proposals))] for name in found}
-        report("the real scans, self-trained together, AP50 per scan", start, groups, replay, args.rounds,
+        report("the real scans, self-trained together, AP / AP50 per scan", start, groups, replay, args.rounds,
                args.tuning_seeds)
 
 
