@@ -97,8 +97,8 @@ def test_demo_fits_a_few_rooms_and_reports_every_round(tmp_path):
 
     summary = run_demo(tmp_path, fit_rooms=2, rounds=2, fit_steps=(4, 2))
     evaluation = json.loads((tmp_path / "selftraining" / "evaluation.json").read_text())
-    assert set(evaluation) == {"units", "pseudo", "round_1", "round_2"}
-    assert "round_2" in summary and "pseudo" in summary
+    assert set(evaluation) == {"units", "pseudo", "ranker_1", "round_1", "round_2"}
+    assert "round_2" in summary and "ranker_1" in summary and "pseudo" in summary
     for room in ("synthetic_0001", "synthetic_0002"):
         assert (tmp_path / "selftraining" / "predictions" / "round_2" / f"{room}.txt").is_file()
     assert "round_2" in (tmp_path / "index.html").read_text()  # the page shows the rounds
