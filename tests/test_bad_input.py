@@ -1131,6 +1131,9 @@ OPTIONS = [
     ("option_fit_unknown_source", "fit {room} -o {out} --source slic", "--source must be one of auto, model, ncut"),
     ("option_fit_missing_ranker", "fit {room} -o {out} --ranker {out}/none.safetensors", "no such ranker file"),
     ("option_fit_unknown_preset", "fit {room} -o {out} --preset gpu-huge", "unknown preset 'gpu-huge'"),
+    ("option_fit_negative_ranker_rounds", "fit {room} -o {out} --ranker-rounds -1", "--ranker-rounds must be at least 0"),
+    ("option_fit_ranker_rounds_with_the_cut", "fit {room} -o {out} --ranker-rounds 2 --source ncut",
+     "drop --ranker-rounds or the cut's options"),
     ("option_shard_zero", "oversegment {room} -o {out} --shard 0/2", "--shard: expected I/N, shard I of N with 1 <= I <= N"),
     ("option_shard_beyond_count", "pseudo-masks {room} -o {out} --shard 3/2", "got '3/2'"),
     ("option_shard_not_a_fraction", "baseline felzenszwalb {room} -o {out} --shard x", "--shard: expected I/N"),
@@ -1147,6 +1150,16 @@ def command_line(template: str, tmp: Path, shared: Shared) -> list[str]:
 
 for name, template, blame in OPTIONS:
     CASES.append(Case(name, lambda tmp, shared, template=template: command_line(template, tmp, shared), blame))
+
+
+@rejects("plain.safetensors: the ranker has no view rankers")
+def option_fit_ranker_rounds_without_view_rankers(tmp, shared):
+    from unscene3d.proposals.ranker import load_ranker
+
+    shipped = load_ranker()
+    shipped.views = {}  # a ranker file made before the view rankers
+    shipped.save(tmp / "plain.safetensors")
+    return ["fit", shared.room, "-o", tmp / "out", "--ranker", tmp / "plain.safetensors"]
 
 
 # --- output paths
