@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from unscene3d.cli import app
 from unscene3d.evaluation import evaluate_dirs
-from unscene3d.fit import FitOptions, fit
+from unscene3d.fit import FitOptions, fit, format_scans
 from unscene3d.io.benchmark import read_predictions, write_gt_txt
 from unscene3d.io.ply import write_ply
 from unscene3d.proposals.ranker import load_ranker
@@ -61,6 +61,25 @@ def test_fit_writes_every_round_and_scores_it_with_the_scans_own_ground_truth(sc
         expected = evaluate_dirs(folder, scans / "gt").overall
         assert figures[stage] == {key: round(value, 2) for key, value in expected.items()}
     assert (run / "index.html").is_file()
+    per_scan = json.loads((run / "evaluation_scans.json").read_text())
+    assert per_scan["units"] == "percent" and set(per_scan["scans"]) == set(NAMES)
+    for stage, folder in (("pseudo", run / "pseudo"), ("round_1", run / "predictions" / "round_1")):
+        for name, expected in evaluate_dirs(folder, scans / "gt").per_scene.items():
+            assert per_scan["scans"][name][stage] == {key: round(value, 2) for key, value in expected.items()}
+
+
+def test_the_scans_table_names_every_scan_below_its_pseudo_masks():
+    figures = {"pseudo": {"AP50": 40.0}, "ranker_1": {"AP50": 45.0}, "round_1": {"AP50": 39.9}}
+    # room_c is below by less than the table shows: not named
+    table = format_scans({"room_a": figures, "room_b": {**figures, "round_1": {"AP50": 41.0}},
+                          "room_c": {**figures, "round_1": {"AP50": 39.98}}})
+    assert table.splitlines() == [
+        "AP50      pseudo  ranker_1   round_1",
+        "room_a      40.0      45.0      39.9",
+        "room_b      40.0      45.0      41.0",
+        "room_c      40.0      45.0      40.0",
+        "below their pseudo masks after round_1: room_a",
+    ]
 
 
 def test_training_scans_read_a_scannet_folders_ground_truth_only_on_request(run):
@@ -75,6 +94,7 @@ def test_the_command_resumes_a_finished_run_and_prints_its_figures(scans, run):
                                       "0"])
     assert result.exit_code == 0, result.output
     assert "AP of the pseudo masks and of each round" in result.output and "round_1" in result.output
+    assert "per scan:" in result.output and all(name in result.output for name in NAMES)
 
 
 def test_ranker_rounds_are_evaluated_and_the_self_training_rounds_learn_from_the_last(scans, ranked):

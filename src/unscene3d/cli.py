@@ -702,7 +702,7 @@ def fit(
     With --shard only that shard's pseudo masks are made: run it without --shard afterwards to train.
     """
     _threads(threads)
-    from unscene3d.fit import OUTPUTS, FitOptions, format_rounds, scene_ground_truth
+    from unscene3d.fit import OUTPUTS, FitOptions, format_rounds, format_scans, scene_ground_truth
     from unscene3d.fit import fit as run_fit
     from unscene3d.io.atomic import remove_stale_temps
     from unscene3d.io.scan import scan_names
@@ -757,6 +757,7 @@ def fit(
         return
     if result.evaluation:
         typer.echo("AP of the pseudo masks and of each round (percent):\n" + format_rounds(result.evaluation))
+        typer.echo("per scan:\n" + format_scans(result.per_scan))
     typer.echo(f"masks of every round in {output / 'predictions'}" + (f"; open {result.page}" if result.page else ""))
 
 

@@ -20,6 +20,7 @@ Run folder::
     RUN_DIR/config.json, round_k/       self-training (checkpoints, log.csv, added/ masks)
     RUN_DIR/predictions/round_k/        round k's masks per scan (<scene>.txt, pred_mask/, _instances.ply)
     RUN_DIR/evaluation.json             AP / AP50 / AP25 (percent) of pseudo masks and rounds, with ground truth
+    RUN_DIR/evaluation_scans.json       the same per scan
     RUN_DIR/index.html                  the 3D page (open it in a browser)
 
 What a round's masks are (``output``): ``union`` (default) keeps every pseudo mask and adds the masks the
@@ -90,6 +91,7 @@ OUTPUTS = ("union", "model")
 PSEUDO_FOLDER = "pseudo"
 PREDICTIONS_FOLDER = "predictions"
 EVALUATION_FILE = "evaluation.json"
+SCANS_EVALUATION_FILE = "evaluation_scans.json"
 PAGE_FILE = "index.html"
 _DONE = "done.json"
 
@@ -132,6 +134,7 @@ class FitResult:
     predictions: dict[str, Path]  # "pseudo" and "round_k" -> folder of benchmark files
     evaluation: dict[str, dict[str, float]] | None  # the same keys -> AP figures (percent), with ground truth
     page: Path | None
+    per_scan: dict[str, dict[str, dict[str, float]]] | None = None  # scene -> the same keys -> AP figures
     pseudo_masks: list[Path] = field(default_factory=list)  # the <scene>.npz of the scans this call covered
 
 
@@ -218,29 +221,57 @@ def scene_ground_truth(scene: Scene, gt_dir: Path | None) -> np.ndarray | None:
     return None
 
 
+Figures = dict[str, dict[str, float]]  # stage ("pseudo", "ranker_k", "round_k") -> AP / AP50 / AP25 (percent)
+
+
 def _evaluate(scans: Sequence[SelfTrainScan], folders: dict[str, Path],
-              gt_dir: Path | None) -> dict[str, dict[str, float]] | None:
+              gt_dir: Path | None) -> tuple[Figures, dict[str, Figures]] | None:
+    """Every stage's figures over all scans with ground truth, and per scan (scene -> stage -> figures)."""
     from unscene3d.evaluation import evaluate_scenes
     from unscene3d.io.benchmark import read_predictions
 
     truths = {scan.name: gt for scan in scans if (gt := scan_ground_truth(scan, gt_dir)) is not None}
     if not truths:
         return None
-    figures = {}
+    figures: Figures = {}
+    per_scan: dict[str, Figures] = {name: {} for name in truths}
     for name, folder in folders.items():
         items = []
         for scene_name, gt in truths.items():
             masks, _, scores = read_predictions(folder, scene_name, len(gt))
             items.append((scene_name, Instances(masks, scores), gt))
-        figures[name] = {key: round(value, 2) for key, value in evaluate_scenes(items).overall.items()}
-    return figures
+        result = evaluate_scenes(items)
+        figures[name] = _rounded(result.overall)
+        for scene_name, scene_figures in result.per_scene.items():
+            per_scan[scene_name][name] = dict(scene_figures)
+    return figures, per_scan
 
 
-def format_rounds(evaluation: dict[str, dict[str, float]]) -> str:
+def _rounded(figures: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 2) for key, value in figures.items()}
+
+
+def format_rounds(evaluation: Figures) -> str:
     """The per-stage table (percent), like the paper's Table 4."""
     lines = [f"{'':<10}{'AP':>7}{'AP50':>7}{'AP25':>7}"]
     for name, figures in evaluation.items():
         lines.append(f"{name:<10}{figures['AP']:7.1f}{figures['AP50']:7.1f}{figures['AP25']:7.1f}")
+    return "\n".join(lines)
+
+
+def format_scans(per_scan: dict[str, Figures], most: int = 20) -> str:
+    """AP50 per scan and stage (up to ``most`` scans), then each scan whose last stage is below its pseudo masks."""
+    stages = list(next(iter(per_scan.values()), {}))
+    width = max([len(name) for name in per_scan] + [4])
+    lines = [f"{'AP50':<{width}}" + "".join(f"{stage:>10}" for stage in stages)]
+    lines += [f"{name:<{width}}" + "".join(f"{figures[stage]['AP50']:10.1f}" for stage in stages)
+              for name, figures in list(per_scan.items())[:most]]
+    if len(per_scan) > most:
+        lines.append(f"... {len(per_scan) - most} more scans in {SCANS_EVALUATION_FILE}")
+    last = stages[-1] if stages else None
+    below = [name for name, figures in per_scan.items()  # as shown: a tenth of a point
+             if last and round(figures[last]["AP50"], 1) < round(figures["pseudo"]["AP50"], 1)]
+    lines.append(f"below their pseudo masks after {last}: " + (", ".join(below) if below else "none"))
     return "\n".join(lines)
 
 
@@ -326,7 +357,8 @@ def _apply_plan(run_dir: Path, plan: RerunPlan) -> None:
     if plan.retrain:
         stale += sorted(run_dir.glob("round_*")) + [run_dir / RANKER_FOLDER]
     if plan.retrain or plan.rewrite_masks:
-        stale += [run_dir / PREDICTIONS_FOLDER, run_dir / EVALUATION_FILE, run_dir / PAGE_FILE]
+        stale += [run_dir / PREDICTIONS_FOLDER, run_dir / EVALUATION_FILE, run_dir / SCANS_EVALUATION_FILE,
+                  run_dir / PAGE_FILE]
     for path in stale:
         if path.is_dir():
             shutil.rmtree(path)
@@ -396,10 +428,16 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
         folders[f"round_{index}"] = _write_round(run_dir, index, scans_in_memory, config, options.output,
                                                  options.device, training_pseudo)
 
-    evaluation = _evaluate(scans_in_memory, folders, options.gt_dir)
+    evaluated = _evaluate(scans_in_memory, folders, options.gt_dir)
+    evaluation, per_scan = evaluated if evaluated is not None else (None, None)
     if evaluation is not None:
+        scans = {scene: {stage: _rounded(figures) for stage, figures in stages.items()}
+                 for scene, stages in per_scan.items()}
+        atomic_write_text(run_dir / SCANS_EVALUATION_FILE, json.dumps({"units": "percent", "scans": scans}, indent=2)
+                          + "\n")
         atomic_write_text(run_dir / EVALUATION_FILE, json.dumps({"units": "percent", **evaluation}, indent=2) + "\n")
-        log.info("fit: AP of the pseudo masks and of each round (percent):\n%s", format_rounds(evaluation))
+        log.info("fit: AP of the pseudo masks and of each round (percent):\n%s\nper scan:\n%s",
+                 format_rounds(evaluation), format_scans(per_scan))
     page = None
     if options.page:
         from unscene3d.viewer import write_page
@@ -407,4 +445,5 @@ def fit(scans: Sequence[str | Path], run_dir: str | Path, options: FitOptions | 
         page = run_dir / PAGE_FILE
         write_page([run_dir], page, scan_options=options.pseudo.scan.load_options())
     progress.stage(f"done: {run_dir}" + (f", open {page}" if page else ""))
-    return FitResult(run_dir, list(range(1, options.rounds + 1)), folders, evaluation, page, pseudo_masks=written)
+    return FitResult(run_dir, list(range(1, options.rounds + 1)), folders, evaluation, page, per_scan,
+                     pseudo_masks=written)
