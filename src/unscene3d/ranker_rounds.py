@@ -29,6 +29,7 @@ from unscene3d.proposals.ranker import Ranker, load_ranker, select_candidates
 from unscene3d.proposals.self_training import SelfTrainingConfig, replay_examples, self_train_round
 from unscene3d.proposals.training import read_examples, scan_candidates, unpack_masks
 from unscene3d.pseudo.pipeline import PseudoMasks, read_pseudo_masks, write_pseudo_masks
+from unscene3d.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def ranker_round_masks(run_dir: Path, index: int) -> Path:
     return run_dir / RANKER_FOLDER / f"round_{index}"
 
 
-def _load_pseudo_scan(npz: Path, scan: Path):
+def _load_pseudo_scan(npz: Path, scan: Path) -> tuple[PseudoMasks, Scene]:
+    """A scan's pseudo masks and the scan, read as the pseudo-mask stage read it."""
     from unscene3d.io.scan import load_scan
 
     pseudo = read_pseudo_masks(npz)
