@@ -49,6 +49,7 @@ class SelfTrainingConfig:
     negative_score: float = 0.02
     replay_scenes: int = 60
     replay_seed: int = 800_000  # = TuningConfig's: seeds no ranker trains or validates on
+    scans_weight: float = 1.0  # the user's scans' total weight, per unit of the replayed rooms'
     epochs: int = 5
     learning_rate: float = 3e-4
     seed: int = 0
@@ -120,7 +121,8 @@ def self_train_round(ranker: Ranker, scans: Sequence[dict[str, np.ndarray]], rep
     replay_count = sum(len(examples["targets"]) for examples in replay)
     features = np.concatenate([e["features"] for e in scans] + [e["features"] for e in replay])
     targets = np.concatenate([t for t, _ in pairs] + [e["targets"] for e in replay])
-    weights = np.concatenate([w * max(replay_count, 1) / max(own_weight, 1.0) for _, w in pairs]
+    scale = config.scans_weight * max(replay_count, 1) / max(own_weight, 1.0)
+    weights = np.concatenate([w * scale for _, w in pairs]
                              + [np.ones(replay_count)])
     training = replace(TrainingConfig(), epochs=config.epochs, learning_rate=config.learning_rate, seed=config.seed,
                        ranker=ranker.config)
