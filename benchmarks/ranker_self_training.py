@@ -30,9 +30,9 @@ import numpy as np
 from unscene3d.evaluation import evaluate_scenes
 from unscene3d.instances import Instances
 from unscene3d.io.scan import load_scan
-from unscene3d.proposals.ranker import Ranker, load_ranker, select_candidates
+from unscene3d.proposals.ranker import Ranker, load_ranker
 from unscene3d.proposals.self_training import SelfTrainingConfig, replay_examples, self_train_round
-from unscene3d.proposals.training import build_examples, read_examples, scene_examples, unpack_masks
+from unscene3d.proposals.training import build_examples, read_examples, scene_examples, select_examples
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scannet"
 REAL = ("scene0000_00", "scene0011_00")
@@ -48,10 +48,7 @@ def figures(ranker: Ranker, scans: list[Scan]) -> str:
     """AP / AP50 (percent) of the ranker's masks, pooled over ``scans``."""
     items = []
     for name, examples in scans:
-        masks = unpack_masks(examples)
-        sizes = np.bincount(examples["labels"], minlength=masks.shape[1]).astype(np.float64)
-        scores = ranker.score(examples["features"])
-        kept = select_candidates(masks, scores, sizes, ranker.selection)
+        masks, scores, kept = select_examples(ranker, examples)
         items.append((name, Instances(masks[kept][:, examples["labels"]], scores[kept]), examples["gt"]))
     overall = evaluate_scenes(items).overall
     return f"{overall['AP']:.1f} / {overall['AP50']:.1f}"

@@ -115,16 +115,17 @@ class FitOptions:
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise InputError(None, f"rounds must be at least 1, got {self.rounds}")
+        if self.output not in OUTPUTS:
+            raise InputError(None, f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
         if self.self_training is not None and self.self_training.rounds and self.pseudo.resolved_source() != "model":
             raise InputError(None, f"ranker rounds self-train the model of objects, but the pseudo masks come from "
                                    f"{self.pseudo.resolved_source()}: drop --ranker-rounds or the cut's options")
 
     def resolved_self_training(self) -> SelfTrainingConfig:
+        """The ranker rounds' settings: the given ones, else the defaults with the model's pseudo masks, else none."""
         if self.self_training is not None:
             return self.self_training
         return SelfTrainingConfig(rounds=SelfTrainingConfig().rounds if self.pseudo.resolved_source() == "model" else 0)
-        if self.output not in OUTPUTS:
-            raise InputError(None, f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
 
 
 @dataclass

@@ -25,9 +25,9 @@ import numpy as np
 from unscene3d.instances import Instances
 from unscene3d.io.atomic import atomic_output
 from unscene3d.progress import format_duration
-from unscene3d.proposals.ranker import Ranker, load_ranker, select_candidates
+from unscene3d.proposals.ranker import Ranker, load_ranker
 from unscene3d.proposals.self_training import SelfTrainingConfig, replay_examples, self_train_round
-from unscene3d.proposals.training import read_examples, scan_candidates, unpack_masks
+from unscene3d.proposals.training import read_examples, scan_candidates, select_examples
 from unscene3d.pseudo.pipeline import PseudoMasks, read_pseudo_masks, write_pseudo_masks
 from unscene3d.scene import Scene
 
@@ -77,13 +77,10 @@ def _write_masks(run_dir: Path, rankers: Sequence[Ranker], pairs: Sequence[tuple
         if all(path.is_file() for path in targets):
             continue
         pseudo, scene = _load_pseudo_scan(npz, scan_path)
-        masks = unpack_masks(examples)
-        sizes = np.bincount(examples["labels"], minlength=masks.shape[1]).astype(np.float64)
         for index, (ranker, target) in enumerate(zip(rankers, targets), 1):
             if target.is_file():
                 continue
-            scores = ranker.score(examples["features"])
-            kept = select_candidates(masks, scores, sizes, ranker.selection)
+            masks, scores, kept = select_examples(ranker, examples)
             params = {**pseudo.params, "ranker": {**pseudo.params.get("ranker", {}), "file": str(ranker.path),
                                                   "self_trained_round": index}}
             ranked = PseudoMasks(pseudo.scene_name, examples["labels"].astype(np.int64),

@@ -30,8 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from unscene3d.errors import InputError
-from unscene3d.proposals.ranker import Ranker, select_candidates
-from unscene3d.proposals.training import TrainingConfig, build_examples, read_examples, train_members, unpack_masks
+from unscene3d.proposals.ranker import Ranker
+from unscene3d.proposals.training import (
+    TrainingConfig,
+    build_examples,
+    read_examples,
+    select_examples,
+    train_members,
+    unpack_masks,
+)
 
 RULES = ("ignore", "hard")
 
@@ -71,9 +78,7 @@ def confident_masks(ranker: Ranker, examples: dict[str, np.ndarray], config: Sel
     if config.agreement and not ranker.views:
         raise InputError(ranker.path, "the ranker has no view rankers, which self-training needs to trust a mask: "
                                       "retrain it with `unscene3d train-ranker`")
-    masks = unpack_masks(examples)
-    scores = ranker.score(examples["features"])
-    kept = select_candidates(masks, scores, _segment_sizes(examples), ranker.selection)
+    _, scores, kept = select_examples(ranker, examples)
     trusted = scores[kept] >= config.confidence
     if config.agreement:
         for view in ranker.views.values():
@@ -122,8 +127,7 @@ def self_train_round(ranker: Ranker, scans: Sequence[dict[str, np.ndarray]], rep
     features = np.concatenate([e["features"] for e in scans] + [e["features"] for e in replay])
     targets = np.concatenate([t for t, _ in pairs] + [e["targets"] for e in replay])
     scale = config.scans_weight * max(replay_count, 1) / max(own_weight, 1.0)
-    weights = np.concatenate([w * scale for _, w in pairs]
-                             + [np.ones(replay_count)])
+    weights = np.concatenate([w * scale for _, w in pairs] + [np.ones(replay_count)])
     training = replace(TrainingConfig(), epochs=config.epochs, learning_rate=config.learning_rate, seed=config.seed,
                        ranker=ranker.config)
     trained = train_members(ranker, features, targets, training, weights=weights, warm_start=True)

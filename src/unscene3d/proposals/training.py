@@ -186,6 +186,15 @@ def unpack_masks(examples: dict[str, np.ndarray]) -> np.ndarray:
     return np.unpackbits(examples["masks"], axis=1, count=int(examples["num_segments"])).astype(bool)
 
 
+def select_examples(ranker: Ranker, examples: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A scan's candidate masks (K, S) from its cached ``examples``, ``ranker``'s scores (K,) and the indices its
+    selection keeps, in score order."""
+    masks = unpack_masks(examples)
+    scores = ranker.score(examples["features"])
+    sizes = np.bincount(examples["labels"], minlength=masks.shape[1]).astype(np.float64)
+    return masks, scores, select_candidates(masks, scores, sizes, ranker.selection)
+
+
 class RankerNet(torch.nn.Module):
     """One ensemble member as trained: standardised features -> the logit of the expected IoU."""
 
@@ -308,10 +317,7 @@ def validate(ranker: Ranker, paths: list[Path]) -> dict[str, float]:
     items = []
     for path in paths:
         examples = read_examples(path)
-        masks = unpack_masks(examples)
-        scores = ranker.score(examples["features"])
-        sizes = np.bincount(examples["labels"], minlength=masks.shape[1]).astype(np.float64)
-        kept = select_candidates(masks, scores, sizes, ranker.selection)
+        masks, scores, kept = select_examples(ranker, examples)
         items.append((path.stem, Instances(masks[kept][:, examples["labels"]], scores[kept]), examples["gt"]))
     result = evaluate_scenes(items)
     return {name: round(result.overall[name], 1) for name in ("AP", "AP50", "AP25")}
